@@ -1,0 +1,168 @@
+"""The ``riskstream`` command. Every option also reads the environment variable shown in --help."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from agents.settings import Settings
+
+__all__ = ["main"]
+
+_ENV = "RISKSTREAM_"
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with the options given on the command line on top."""
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+
+
+def _bootstrap_option(function: Any) -> Any:
+    return click.option(
+        "--bootstrap", "bootstrap_servers", envvar=f"{_ENV}BOOTSTRAP_SERVERS", show_envvar=True,
+        help="Kafka bootstrap address(es), comma-separated [default: 127.0.0.1:9092].",
+    )(function)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("--log-level", envvar=f"{_ENV}LOG_LEVEL", show_envvar=True, default="INFO",
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), help="Log verbosity.")
+def main(log_level: str) -> None:
+    """riskstream: real-time credit-risk and fraud control on Kafka.
+
+    All connection and security settings (SASL, TLS) come from RISKSTREAM_* variables; see
+    agents/settings.py or the README for the full list.
+    """
+    logging.basicConfig(
+        level=log_level, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(log_level)))
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(log_level)))
+
+
+@main.command()
+@click.option("--port", envvar=f"{_ENV}BROKER_PORT", show_envvar=True, default=9092,
+              help="Port on 127.0.0.1 to listen on.")
+@click.option("--partitions", envvar=f"{_ENV}PARTITIONS", show_envvar=True, default=4,
+              help="Partitions of each topic created.")
+def broker(port: int, partitions: int) -> None:
+    """Run the embedded development broker (Tansu, memory only) with riskstream's topics."""
+    from agents.broker import EmbeddedBroker
+    from agents.kafka import ensure_topics, wait_for_broker
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with EmbeddedBroker(port=port) as running:
+        settings = _settings(bootstrap_servers=running.bootstrap, partitions=partitions)
+        wait_for_broker(settings)
+        ensure_topics(settings)
+        click.echo(f"broker ready on {running.bootstrap} (Ctrl-C to stop)")
+        stop.wait()
+    click.echo("broker stopped")
+
+
+@main.command()
+@_bootstrap_option
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar=f"{_ENV}STATE_DIR",
+              show_envvar=True, help="Where partition snapshots live [default: var/state].")
+@click.option("--group", "group_id", envvar=f"{_ENV}GROUP_ID", show_envvar=True,
+              help="Consumer group [default: riskstream].")
+@click.option("--stop-after-idle", type=float, envvar=f"{_ENV}STOP_AFTER_IDLE",
+              show_envvar=True, help="Exit once no input arrived for this many seconds.")
+def worker(bootstrap_servers: str | None, state_dir: Path | None, group_id: str | None,
+           stop_after_idle: float | None) -> None:
+    """Consume transactions, repayments and labels; emit alerts and limit adjustments."""
+    from agents.worker import PipelineWorker
+
+    settings = _settings(
+        bootstrap_servers=bootstrap_servers, state_dir=state_dir, group_id=group_id
+    )
+    pipeline = PipelineWorker(settings, stop_after_idle_s=stop_after_idle)
+
+    async def run() -> Any:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, pipeline.stop)
+        return await pipeline.run()
+
+    stats = asyncio.run(run())
+    click.echo(orjson.dumps({"worker": stats.as_dict()}).decode())
+
+
+@main.command()
+@_bootstrap_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--type", "event_type", type=click.Choice(["transaction", "repayment", "label"]),
+              help="Event type of records that carry no 'type' field.")
+@click.option("--speed", type=float, envvar=f"{_ENV}REPLAY_SPEED", show_envvar=True,
+              help="Replay at N x real time (event time); default: as fast as possible.")
+@click.option("--rejects", type=click.Path(path_type=Path), default=Path("rejects.jsonl"),
+              envvar=f"{_ENV}REJECTS", show_envvar=True,
+              help="Where refused records are appended, with file, line and reason.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def replay(bootstrap_servers: str | None, files: tuple[Path, ...], event_type: str | None,
+           speed: float | None, rejects: Path, no_progress: bool) -> None:
+    """Validate event files (JSONL, CSV, Parquet; .gz) and produce them in event-time order."""
+    from agents.replay import replay_files
+
+    summary = replay_files(
+        _settings(bootstrap_servers=bootstrap_servers), list(files), event_type=event_type,
+        speed=speed, rejects_path=rejects, progress=not no_progress,
+    )
+    click.echo(summary.describe())
+
+
+@main.command()
+@_bootstrap_option
+@click.option("--user", help="Only this user.")
+@click.option("--min-severity", type=click.Choice(["low", "medium", "high"]),
+              help="Only alerts of at least this severity (and the adjustments they caused).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--from-beginning/--from-now", default=True, help="Where to start reading.")
+@click.option("--idle-timeout", type=float, help="Exit after this many seconds without output.")
+def alerts(bootstrap_servers: str | None, user: str | None, min_severity: str | None,
+           as_json: bool, from_beginning: bool, idle_timeout: float | None) -> None:
+    """Follow alerts and limit adjustments."""
+    from agents.monitor import follow, matches, render
+
+    keep = matches(user, min_severity)
+    try:
+        for stream, record in follow(
+            _settings(bootstrap_servers=bootstrap_servers), from_beginning=from_beginning,
+            idle_timeout_s=idle_timeout,
+        ):
+            if not keep(stream, record):
+                continue
+            if as_json:
+                click.echo(orjson.dumps({"stream": stream, **record}).decode())
+            else:
+                click.echo(render(stream, record))
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@click.option("--users", default=3000, help="Users in the generated history.")
+@click.option("--months", default=4, help="Months of history.")
+@click.option("--seed", default=7, help="Random seed (same seed, same history).")
+@click.option("--partitions", default=4, help="Partitions per topic.")
+@click.option("--all", "show_all", is_flag=True, help="Print every alert and adjustment.")
+def demo(users: int, months: int, seed: int, partitions: int, show_all: bool) -> None:
+    """Embedded broker + worker + replay of a generated history; prints behaviours A and B."""
+    from agents.demo import run_demo
+
+    sys.exit(run_demo(users, months, seed, partitions, show_all))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""Errors of the shell, under the project's one root exception."""
+
+from pipeline.exceptions import RiskstreamError
+
+__all__ = ["BrokerError", "ConfigurationError", "RiskstreamError"]
+
+
+class ConfigurationError(RiskstreamError):
+    """Settings that cannot work together (e.g. input topics with different partition counts)."""
+
+
+class BrokerError(RiskstreamError):
+    """The broker could not be started, reached or used."""

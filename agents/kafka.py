@@ -1,0 +1,93 @@
+"""Client configuration and topic administration, for kafka-python and aiokafka alike.
+
+Security settings pass through to every client from :class:`Settings`; the password is read
+from its ``SecretStr`` only here, at the moment a client is built.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from agents.exceptions import BrokerError, ConfigurationError
+from agents.settings import Settings
+from agents.topics import INPUT_TOPICS, OUTPUT_TOPICS
+
+__all__ = ["client_config", "ensure_topics", "wait_for_broker"]
+
+log = logging.getLogger(__name__)
+
+
+def client_config(settings: Settings) -> dict[str, Any]:
+    """Connection and security keyword arguments understood by both kafka-python and aiokafka."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers.split(","),
+        "security_protocol": settings.security_protocol,
+    }
+    context = settings.ssl_context()
+    if context is not None:
+        config["ssl_context"] = context
+    if settings.security_protocol.startswith("SASL"):
+        config["sasl_mechanism"] = settings.sasl_mechanism
+        config["sasl_plain_username"] = settings.sasl_username
+        config["sasl_plain_password"] = (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        )
+    return config
+
+
+def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Block until the cluster answers a metadata request."""
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            admin = KafkaAdminClient(**client_config(settings), request_timeout_ms=5000)
+        except KafkaError as exc:  # not up yet: NoBrokersAvailable and friends
+            last_error = exc
+            time.sleep(0.1)
+            continue
+        try:
+            admin.list_topics()
+            return
+        finally:
+            admin.close()
+    raise BrokerError(
+        f"no Kafka broker answered at {settings.bootstrap_servers} within {timeout_s:.0f} s: "
+        f"{last_error!r}"
+    )
+
+
+def ensure_topics(settings: Settings) -> None:
+    """Create the input and output topics if missing, and check input co-partitioning."""
+    admin = KafkaAdminClient(**client_config(settings), request_timeout_ms=10_000)
+    try:
+        wanted = [settings.topic(name) for name in INPUT_TOPICS + OUTPUT_TOPICS]
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(name, settings.partitions, settings.replication_factor)
+            for name in wanted
+            if name not in existing
+        ]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another worker won the race
+            log.info("created topics %s", [topic.name for topic in missing])
+        counts = {
+            entry["name"]: len(entry["partitions"])
+            for entry in admin.describe_topics([settings.topic(name) for name in INPUT_TOPICS])
+        }
+    finally:
+        admin.close()
+    if len(set(counts.values())) != 1:
+        raise ConfigurationError(
+            f"input topics must have the same partition count to be co-partitioned by user, "
+            f"found {counts}"
+        )

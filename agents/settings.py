@@ -1,0 +1,98 @@
+"""One frozen settings object for every command; each field is read from ``RISKSTREAM_<NAME>``.
+
+Secrets are ``SecretStr`` and never printed. The same settings drive the embedded broker in
+development and an Apache Kafka cluster in production: only the bootstrap address and the
+security fields change.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.config import RiskConfig
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RISKSTREAM_", frozen=True, extra="ignore")
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap address(es), comma-separated."
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How clients talk to the brokers."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism when security_protocol is SASL_*."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
+    ssl_cafile: Path | None = Field(None, description="CA bundle to verify the brokers.")
+    ssl_certfile: Path | None = Field(None, description="Client certificate for mutual TLS.")
+    ssl_keyfile: Path | None = Field(None, description="Client key for mutual TLS.")
+
+    topic_prefix: str = Field("", description="Prefix of every topic name (e.g. 'prod.').")
+    partitions: int = Field(4, ge=1, description="Partitions of each topic created by riskstream.")
+    replication_factor: int = Field(1, ge=1, description="Replication of created topics.")
+    group_id: str = Field("riskstream", description="Consumer group of the workers.")
+
+    state_dir: Path = Field(
+        Path("var/state"), description="Where workers keep their per-partition snapshots."
+    )
+    checkpoint_interval_s: float = Field(
+        2.0, gt=0, description="Wall seconds between snapshots (and offset commits)."
+    )
+    max_task_idle_ms: int = Field(
+        1000,
+        ge=0,
+        description="How long a partition waits for a silent input topic before processing "
+        "the others without it (event-time alignment, as Kafka Streams' max.task.idle.ms).",
+    )
+    fetch_max_wait_ms: int = Field(
+        20,
+        ge=0,
+        description="Longest a fetch waits for data at the broker. Kept short because the "
+        "embedded broker holds every fetch for the full wait even when data is ready.",
+    )
+    max_partition_fetch_bytes: int = Field(
+        4 * 1024 * 1024, gt=0, description="Most bytes fetched per partition in one request."
+    )
+    max_batch: int = Field(5000, ge=1, description="Most records taken in one poll.")
+
+    currency: str = Field("CNY", description="The credit line's currency.")
+    default_limit_minor: int = Field(
+        500_000, gt=0, description="Opening limit of a new user, in minor units."
+    )
+    alert_threshold: float = Field(0.7, gt=0, le=1, description="Score that raises an alert.")
+    cut_threshold: float = Field(
+        0.8, gt=0, le=1, description="Score at which an alert also cuts available credit."
+    )
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def risk_config(self) -> RiskConfig:
+        return RiskConfig(
+            currency=self.currency,
+            default_limit_minor=self.default_limit_minor,
+            alert_threshold=self.alert_threshold,
+            cut_threshold=self.cut_threshold,
+        )
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        context = ssl.create_default_context(
+            cafile=str(self.ssl_cafile) if self.ssl_cafile else None
+        )
+        if self.ssl_certfile:
+            context.load_cert_chain(
+                str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None
+            )
+        return context

@@ -1,0 +1,17 @@
+"""Topic names and their roles: one place that says which stream goes where."""
+
+from __future__ import annotations
+
+from pipeline.outputs import ALERTS, LIMIT_ADJUSTMENTS
+
+__all__ = ["DEAD_LETTER", "INPUT_TOPICS", "OUTPUT_TOPICS", "TOPIC_OF_EVENT_TYPE"]
+
+#: Input event type -> topic (before the configured prefix).
+TOPIC_OF_EVENT_TYPE = {
+    "transaction": "transactions",
+    "repayment": "repayments",
+    "label": "labels",
+}
+INPUT_TOPICS = tuple(TOPIC_OF_EVENT_TYPE.values())
+DEAD_LETTER = "dead-letter"
+OUTPUT_TOPICS = (ALERTS, LIMIT_ADJUSTMENTS, DEAD_LETTER)

@@ -1,0 +1,352 @@
+"""The risk engine of one partition: ``process(event) -> outputs``, deterministic in event time.
+
+One engine owns every user whose key hashes to its partition, plus that partition's models
+and event-time clock. Its outputs depend only on the sequence of events it is given, never on
+wall-clock time or on which worker runs it -- which is what makes replays at any speed, two
+workers and one worker, and a restart from a snapshot all produce the same records.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+from pipeline.config import RiskConfig
+from pipeline.events import FRAUD_LABEL_KINDS, Event, Label, Repayment, Transaction
+from pipeline.exceptions import InvalidEvent
+from pipeline.features import purchase_features
+from pipeline.money import format_minor
+from pipeline.outputs import ALERTS, LIMIT_ADJUSTMENTS, AdjustmentKind, Output, stable_id
+from pipeline.policy import cut_amount, raise_limit, severity
+from pipeline.scoring import RiskScorer, Scored
+from pipeline.state import Hold, UserState
+from pipeline.timeutil import HOUR, format_time
+
+__all__ = ["RiskEngine"]
+
+#: Features copied into each alert so an analyst sees what the score saw.
+_ALERT_FEATURES = (
+    "amount_z",
+    "amount_to_typical",
+    "count_1h",
+    "count_24h",
+    "mean_30d",
+    "prior_max_30d",
+    "new_merchant",
+    "hours_since_previous",
+)
+#: A part of the score is named in the reasons once it reaches this strength.
+_REASON_STRENGTH = 0.5
+_ROUND = 4
+
+
+class RiskEngine:
+    """Applies events of one partition in order and returns the alerts and adjustments due."""
+
+    def __init__(self, config: RiskConfig | None = None, scorer: RiskScorer | None = None):
+        self.config = config if config is not None else RiskConfig()
+        self.scorer = scorer if scorer is not None else RiskScorer(self.config)
+        self.users: dict[str, UserState] = {}
+        #: Highest event time applied so far; drives expiries and the lateness policy.
+        self.watermark: int | None = None
+        self._expiries: list[tuple[int, str, str]] = []
+
+    # -- the one entry point --------------------------------------------------------------
+    def process(self, event: Event) -> list[Output]:
+        """Apply one validated event; raises :class:`InvalidEvent` if it cannot be applied."""
+        self._check_time(event.event_time)
+        if not isinstance(event, Label):
+            self._check_currency(event.currency)
+        outputs = self.advance(event.event_time)
+        if isinstance(event, Transaction):
+            outputs.extend(self._purchase(event))
+        elif isinstance(event, Repayment):
+            outputs.extend(self._repayment(event))
+        else:
+            outputs.extend(self._label(event))
+        return outputs
+
+    def advance(self, now: int) -> list[Output]:
+        """Move event time to ``now`` and restore every cut that has expired by then."""
+        if self.watermark is None or now > self.watermark:
+            self.watermark = now
+        outputs: list[Output] = []
+        expiries = self._expiries
+        while expiries and expiries[0][0] <= now:
+            expires_at, user_id, adjustment_id = heapq.heappop(expiries)
+            user = self.users[user_id]
+            hold = user.hold
+            if hold is None or hold.adjustment_id != adjustment_id or hold.confirmed:
+                continue  # already restored early or confirmed by a fraud label
+            outputs.append(
+                self._release_hold(
+                    user_id, user, expires_at, adjustment_id,
+                    f"temporary cut expired after {self.config.cut_duration // HOUR} h of event "
+                    "time with no confirmed fraud",
+                )
+            )
+        return outputs
+
+    def user(self, user_id: str) -> UserState:
+        user = self.users.get(user_id)
+        if user is None:
+            user = self.users[user_id] = UserState(self.config.default_limit_minor)
+        return user
+
+    # -- event handlers -------------------------------------------------------------------
+    def _purchase(self, tx: Transaction) -> list[Output]:
+        cfg = self.config
+        user = self.user(tx.user_id)
+        features = purchase_features(user, tx, cfg)
+        scored = self.scorer.explain_one(features)
+        available_before = user.available_minor
+        user.balance_minor += tx.amount_minor
+        outputs: list[Output] = []
+        if scored.score >= cfg.alert_threshold:
+            outputs.extend(self._alert(tx, user, features, scored, available_before))
+        else:
+            # Flagged purchases stay out of the baseline so fraud cannot teach it to expect more.
+            user.update_baseline(tx.amount_minor, cfg.baseline_alpha)
+        user.windows.add(tx.event_time, tx.amount_minor, tx.merchant_id)
+        user.windows.evict(tx.event_time)
+        self.scorer.learn_one(features)
+        return outputs
+
+    def _alert(
+        self,
+        tx: Transaction,
+        user: UserState,
+        features: dict[str, float],
+        scored: Scored,
+        available_before: int,
+    ) -> list[Output]:
+        cfg = self.config
+        alert_id = stable_id("alr", tx.event_id)
+        user.last_alert_time = tx.event_time
+        cut = scored.score >= cfg.cut_threshold and user.hold is None and user.available_minor > 0
+        alert: dict[str, Any] = {
+            "alert_id": alert_id,
+            "user_id": tx.user_id,
+            "transaction_id": tx.event_id,
+            "merchant_id": tx.merchant_id,
+            "amount_minor": tx.amount_minor,
+            "currency": tx.currency,
+            "event_time": format_time(tx.event_time),
+            "severity": severity(scored.score, cfg),
+            "score": round(scored.score, _ROUND),
+            "reasons": self._reasons(tx, features, scored, available_before),
+            "features": {name: round(features[name], _ROUND) for name in _ALERT_FEATURES},
+            "action": "temporary_cut" if cut else "none",
+        }
+        outputs = [Output(ALERTS, tx.user_id, alert)]
+        if cut:
+            adjustment_id = stable_id("adj", alert_id, "temporary_cut")
+            expires_at = tx.event_time + cfg.cut_duration
+            before = user.available_minor
+            user.hold = Hold(adjustment_id, alert_id, cut_amount(user, cfg), expires_at)
+            heapq.heappush(self._expiries, (expires_at, tx.user_id, adjustment_id))
+            outputs.append(
+                self._adjustment(
+                    adjustment_id, "temporary_cut", tx.user_id, user, tx.event_time,
+                    limit_before=user.limit_minor, available_before=before,
+                    reason=f"unusual purchase (alert {alert_id}, score {scored.score:.2f}): "
+                    + "; ".join(alert["reasons"][:2]),
+                    alert_id=alert_id, expires_at=expires_at, cause=tx.event_id,
+                )
+            )
+        return outputs
+
+    def _repayment(self, repayment: Repayment) -> list[Output]:
+        cfg = self.config
+        user = self.user(repayment.user_id)
+        user.balance_minor = max(0, user.balance_minor - repayment.amount_minor)
+        if repayment.due_time is None:
+            return []
+        if repayment.event_time > repayment.due_time:
+            user.late_repayments += 1
+            return []
+        user.on_time_repayments += 1
+        new_limit = raise_limit(user, repayment.event_time, cfg)
+        if new_limit is None:
+            return []
+        before_limit, before_available = user.limit_minor, user.available_minor
+        user.limit_minor = new_limit
+        user.last_raise_time = repayment.event_time
+        purchases_30d = user.windows.stats(repayment.event_time, 30 * 24 * HOUR).count
+        return [
+            self._adjustment(
+                stable_id("adj", repayment.event_id, "increase"), "increase",
+                repayment.user_id, user, repayment.event_time,
+                limit_before=before_limit, available_before=before_available,
+                reason=f"{user.on_time_repayments} on-time repayments and none late, "
+                f"{purchases_30d} purchases in 30 days, no alert in "
+                f"{cfg.raise_quiet_period // (24 * HOUR)} days",
+                cause=repayment.event_id,
+            )
+        ]
+
+    def _label(self, label: Label) -> list[Output]:
+        user = self.user(label.user_id)
+        hold = user.hold
+        if label.kind == "legitimate":
+            if hold is None or hold.confirmed:
+                return []
+            return [
+                self._release_hold(
+                    label.user_id, user, label.event_time, hold.adjustment_id,
+                    f"purchase {label.transaction_id or ''} confirmed legitimate "
+                    f"(label {label.event_id})".replace("  ", " "),
+                )
+            ]
+        if label.kind in FRAUD_LABEL_KINDS:
+            user.fraud_confirmed = True
+            what = f"{label.kind} confirmed by label {label.event_id}"
+        else:
+            user.defaulted = True
+            what = f"default reported by label {label.event_id}"
+        if hold is not None and not hold.confirmed:
+            hold.confirmed = True
+            return [
+                self._adjustment(
+                    stable_id("adj", label.event_id, "hold_confirmed"), "hold_confirmed",
+                    label.user_id, user, label.event_time,
+                    limit_before=user.limit_minor, available_before=user.available_minor,
+                    reason=f"{what}; the temporary cut stays until a person reviews it",
+                    alert_id=hold.alert_id, cause=label.event_id,
+                )
+            ]
+        if hold is not None:
+            return []  # already frozen
+        before = user.available_minor
+        adjustment_id = stable_id("adj", label.event_id, "freeze")
+        user.hold = Hold(adjustment_id, "", before, expires_at=0, confirmed=True)
+        return [
+            self._adjustment(
+                adjustment_id, "freeze", label.user_id, user, label.event_time,
+                limit_before=user.limit_minor, available_before=before,
+                reason=f"{what}; available credit frozen until a person reviews it",
+                cause=label.event_id,
+            )
+        ]
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _release_hold(
+        self, user_id: str, user: UserState, now: int, cut_id: str, why: str
+    ) -> Output:
+        hold = user.hold
+        assert hold is not None
+        before = user.available_minor
+        user.hold = None
+        return self._adjustment(
+            stable_id("adj", cut_id, "restore"), "restore", user_id, user, now,
+            limit_before=user.limit_minor, available_before=before,
+            reason=f"{why}; restores the cut {cut_id}",
+            alert_id=hold.alert_id, cause=cut_id,
+        )
+
+    def _adjustment(
+        self,
+        adjustment_id: str,
+        kind: AdjustmentKind,
+        user_id: str,
+        user: UserState,
+        now: int,
+        *,
+        limit_before: int,
+        available_before: int,
+        reason: str,
+        cause: str,
+        alert_id: str | None = None,
+        expires_at: int | None = None,
+    ) -> Output:
+        hold = user.hold
+        value = {
+            "adjustment_id": adjustment_id,
+            "user_id": user_id,
+            "kind": kind,
+            "event_time": format_time(now),
+            "currency": self.config.currency,
+            "limit_before_minor": limit_before,
+            "limit_after_minor": user.limit_minor,
+            "available_before_minor": available_before,
+            "available_after_minor": user.available_minor,
+            "held_minor": hold.amount_minor if hold is not None else 0,
+            "reason": reason,
+            "alert_id": alert_id,
+            "expires_at": format_time(expires_at) if expires_at is not None else None,
+            "cause_event_id": cause,
+        }
+        return Output(LIMIT_ADJUSTMENTS, user_id, value)
+
+    def _reasons(
+        self,
+        tx: Transaction,
+        features: dict[str, float],
+        scored: Scored,
+        available_before: int,
+    ) -> list[str]:
+        """Human-readable reasons, strongest first, each naming the feature behind it."""
+        currency = tx.currency
+        ranked: list[tuple[float, str]] = []
+        if scored.deviation >= _REASON_STRENGTH:
+            typical = round(tx.amount_minor / features["amount_to_typical"])
+            ranked.append((
+                scored.deviation,
+                f"amount {format_minor(tx.amount_minor, currency)} is "
+                f"{features['amount_to_typical']:.1f}x the user's typical purchase "
+                f"{format_minor(typical, currency)} (amount_z={features['amount_z']:.1f})",
+            ))
+        if scored.velocity >= _REASON_STRENGTH:
+            ranked.append((
+                scored.velocity,
+                f"{int(features['count_1h'])} purchases in the last hour (count_1h)",
+            ))
+        if scored.anomaly >= _REASON_STRENGTH:
+            ranked.append((
+                scored.anomaly * self.config.anomaly_weight,
+                f"unusual for the anomaly model (Half-Space Trees score {scored.anomaly:.2f})",
+            ))
+        prior_max = int(features["prior_max_30d"])
+        if 0 < prior_max < tx.amount_minor:
+            ranked.append((
+                0.0,
+                f"largest purchase in 30 days (previous maximum "
+                f"{format_minor(prior_max, currency)}, prior_max_30d)",
+            ))
+        if features["new_merchant"]:
+            ranked.append((0.0, f"first purchase at merchant {tx.merchant_id} in 30 days"))
+        if tx.amount_minor > available_before:
+            ranked.append((
+                0.0,
+                f"exceeds the available credit {format_minor(available_before, currency)}",
+            ))
+        ranked.sort(key=lambda item: -item[0])
+        return [text for _, text in ranked]
+
+    # -- checks ----------------------------------------------------------------------------
+    def _check_time(self, event_time: int) -> None:
+        watermark = self.watermark
+        if watermark is None:
+            return
+        cfg = self.config
+        if event_time < watermark - cfg.allowed_lateness:
+            raise InvalidEvent(
+                "late",
+                f"event time {format_time(event_time)} is more than "
+                f"{cfg.allowed_lateness // HOUR} h behind the partition's event time "
+                f"{format_time(watermark)}",
+            )
+        if event_time > watermark + cfg.max_future_skew:
+            raise InvalidEvent(
+                "future",
+                f"event time {format_time(event_time)} is more than "
+                f"{cfg.max_future_skew // HOUR} h ahead of the partition's event time "
+                f"{format_time(watermark)}",
+            )
+
+    def _check_currency(self, currency: str) -> None:
+        if currency != self.config.currency:
+            raise InvalidEvent(
+                "currency-mismatch",
+                f"currency {currency} is not the credit line's currency {self.config.currency}",
+            )

@@ -1,0 +1,20 @@
+"""The one exception tree of the functional core."""
+
+__all__ = ["InvalidEvent", "RiskstreamError"]
+
+
+class RiskstreamError(Exception):
+    """Root of every error raised on purpose by riskstream."""
+
+
+class InvalidEvent(RiskstreamError):
+    """An input record that cannot be applied; it goes to the dead-letter topic with ``reason``.
+
+    ``kind`` is a short, stable machine name (``malformed-json``, ``missing-field``, ``late``, ...)
+    so dead letters can be counted by cause; ``reason`` is the human-readable sentence.
+    """
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(f"{kind}: {reason}")
+        self.kind = kind
+        self.reason = reason

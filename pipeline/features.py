@@ -1,0 +1,56 @@
+"""Per-purchase features, computed from the user's state before the purchase is applied."""
+
+from __future__ import annotations
+
+import math
+
+from pipeline.config import RiskConfig
+from pipeline.events import Transaction
+from pipeline.state import UserState
+from pipeline.timeutil import DAY, HOUR, to_datetime
+from pipeline.windows import WINDOW_SPANS
+
+__all__ = ["purchase_features"]
+
+_NIGHT_END_HOUR = 6  # 00:00-05:59 UTC counts as night, as in the Fraud Detection Handbook.
+
+
+def purchase_features(user: UserState, tx: Transaction, config: RiskConfig) -> dict[str, float]:
+    """Window statistics including this purchase, and its deviation from the user's habits.
+
+    Must be called *before* the purchase is added to ``user`` (score before learning): the
+    windows here include the purchase arithmetically, the baseline does not include it at all.
+    """
+    windows = user.windows
+    now = tx.event_time
+    amount = tx.amount_minor
+    features: dict[str, float] = {"amount_minor": float(amount)}
+    for name, span in WINDOW_SPANS.items():
+        prior = windows.stats(now, span)
+        count = prior.count + 1
+        total = prior.total_minor + amount
+        features[f"count_{name}"] = float(count)
+        features[f"sum_{name}"] = float(total)
+        features[f"mean_{name}"] = total / count
+        features[f"max_{name}"] = float(max(prior.max_minor, amount))
+        features[f"prior_max_{name}"] = float(prior.max_minor)
+    features["distinct_merchants_30d"] = float(
+        windows.stats(now, WINDOW_SPANS["30d"]).distinct_merchants
+        + (0 if windows.has_merchant(tx.merchant_id, now) else 1)
+    )
+    previous = windows.previous_time(now + 1)
+    features["hours_since_previous"] = (
+        (now - previous) / HOUR if previous is not None else 30 * DAY / HOUR
+    )
+    features["new_merchant"] = 0.0 if windows.has_merchant(tx.merchant_id, now) else 1.0
+    if user.baseline_count >= config.baseline_min_purchases:
+        features["amount_z"] = user.deviation(amount, config.baseline_min_log_std)
+        features["amount_to_typical"] = amount / math.exp(user.baseline_mean)
+    else:
+        features["amount_z"] = 0.0
+        features["amount_to_typical"] = 1.0
+    moment = to_datetime(now)
+    features["night"] = 1.0 if moment.hour < _NIGHT_END_HOUR else 0.0
+    features["weekend"] = 1.0 if moment.weekday() >= 5 else 0.0
+    features["hour"] = float(moment.hour)
+    return features

@@ -1,0 +1,83 @@
+"""The compact per-user record: windows, credit line, baseline and repayment history."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pipeline.windows import PurchaseWindows
+
+__all__ = ["Hold", "UserState"]
+
+
+@dataclass(slots=True)
+class Hold:
+    """A temporary reduction of available credit, restored at ``expires_at`` unless confirmed."""
+
+    adjustment_id: str
+    alert_id: str
+    amount_minor: int
+    expires_at: int
+    confirmed: bool = False
+
+
+class UserState:
+    """Everything the worker keeps about one user (a few hundred bytes plus the windows)."""
+
+    __slots__ = (
+        "balance_minor",
+        "baseline_count",
+        "baseline_mean",
+        "baseline_var",
+        "defaulted",
+        "fraud_confirmed",
+        "hold",
+        "last_alert_time",
+        "last_raise_time",
+        "late_repayments",
+        "limit_minor",
+        "on_time_repayments",
+        "windows",
+    )
+
+    def __init__(self, limit_minor: int) -> None:
+        self.limit_minor = limit_minor
+        self.balance_minor = 0
+        self.hold: Hold | None = None
+        self.windows = PurchaseWindows()
+        self.baseline_count = 0
+        self.baseline_mean = 0.0
+        self.baseline_var = 0.0
+        self.on_time_repayments = 0
+        self.late_repayments = 0
+        self.last_alert_time: int | None = None
+        self.last_raise_time: int | None = None
+        self.fraud_confirmed = False
+        self.defaulted = False
+
+    @property
+    def available_minor(self) -> int:
+        held = self.hold.amount_minor if self.hold is not None else 0
+        return max(0, self.limit_minor - self.balance_minor - held)
+
+    def update_baseline(self, amount_minor: int, alpha: float) -> None:
+        """Exponentially weighted mean and variance of log-amount (plain mean while young)."""
+        value = math.log(amount_minor)
+        self.baseline_count += 1
+        weight = max(alpha, 1.0 / self.baseline_count)
+        diff = value - self.baseline_mean
+        increment = weight * diff
+        self.baseline_mean += increment
+        self.baseline_var = (1.0 - weight) * (self.baseline_var + diff * increment)
+
+    def deviation(self, amount_minor: int, min_std: float) -> float:
+        """z-score of this amount's log against the user's baseline."""
+        std = max(math.sqrt(self.baseline_var), min_std)
+        return (math.log(amount_minor) - self.baseline_mean) / std
+
+    def __getstate__(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setstate__(self, state: tuple) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)

@@ -1,0 +1,122 @@
+"""Exact event-time sliding windows over one user's purchases.
+
+Each purchase is kept (time, amount, merchant) for as long as the longest window needs it,
+in event-time order, so every statistic is computed exactly over ``(t - span, t]`` -- the
+window includes the purchase at ``t``, as in the Fraud Detection Handbook's features. Out-of-
+order purchases are inserted in place. Per purchase this costs a few bisections and C-level
+slices; memory is 24 bytes a purchase held (two int64 arrays and one shared string pointer).
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_right
+from dataclasses import dataclass
+
+from pipeline.timeutil import DAY, HOUR
+
+__all__ = ["WINDOW_SPANS", "PurchaseWindows", "WindowStats"]
+
+#: The windows every user keeps, by name. The longest one bounds what is retained.
+WINDOW_SPANS: dict[str, int] = {"1h": HOUR, "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
+_LONGEST_SPAN = max(WINDOW_SPANS.values())
+#: Evict only when this many expired entries have piled up, so deletion is amortised.
+_EVICTION_BATCH = 16
+
+
+@dataclass(slots=True, frozen=True)
+class WindowStats:
+    count: int
+    total_minor: int
+    max_minor: int
+    distinct_merchants: int
+
+    @property
+    def mean_minor(self) -> float:
+        return self.total_minor / self.count if self.count else 0.0
+
+
+_EMPTY = WindowStats(0, 0, 0, 0)
+
+
+class PurchaseWindows:
+    """A user's purchases inside the longest window, ordered by event time.
+
+    >>> w = PurchaseWindows()
+    >>> w.add(0, 1000, "m1"); w.add(30 * 60 * 10**6, 500, "m2")
+    >>> w.stats(30 * 60 * 10**6, HOUR)
+    WindowStats(count=2, total_minor=1500, max_minor=1000, distinct_merchants=2)
+    >>> w.stats(80 * 60 * 10**6, HOUR)
+    WindowStats(count=1, total_minor=500, max_minor=500, distinct_merchants=1)
+    """
+
+    __slots__ = ("amounts", "merchants", "times")
+
+    def __init__(self) -> None:
+        self.times = array("q")
+        self.amounts = array("q")
+        self.merchants: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def add(self, event_time: int, amount_minor: int, merchant_id: str) -> None:
+        times = self.times
+        if not times or event_time >= times[-1]:
+            times.append(event_time)
+            self.amounts.append(amount_minor)
+            self.merchants.append(merchant_id)
+        else:
+            at = bisect_right(times, event_time)
+            times.insert(at, event_time)
+            self.amounts.insert(at, amount_minor)
+            self.merchants.insert(at, merchant_id)
+
+    def evict(self, now: int) -> None:
+        """Forget purchases no window reaching up to ``now`` can contain."""
+        cut = bisect_right(self.times, now - _LONGEST_SPAN)
+        if cut >= _EVICTION_BATCH:
+            del self.times[:cut]
+            del self.amounts[:cut]
+            del self.merchants[:cut]
+
+    def stats(self, now: int, span: int) -> WindowStats:
+        """Count, sum, max and distinct merchants of purchases in ``(now - span, now]``."""
+        times = self.times
+        end = bisect_right(times, now)
+        start = bisect_right(times, now - span, 0, end)
+        if start == end:
+            return _EMPTY
+        amounts = self.amounts[start:end]
+        return WindowStats(
+            count=end - start,
+            total_minor=sum(amounts),
+            max_minor=max(amounts),
+            distinct_merchants=len(set(self.merchants[start:end])),
+        )
+
+    def all_stats(self, now: int) -> dict[str, WindowStats]:
+        return {name: self.stats(now, span) for name, span in WINDOW_SPANS.items()}
+
+    def has_merchant(self, merchant_id: str, now: int, span: int = _LONGEST_SPAN) -> bool:
+        """Whether the user bought from ``merchant_id`` in ``(now - span, now)``, excluding now."""
+        times = self.times
+        end = bisect_right(times, now - 1)
+        start = bisect_right(times, now - span, 0, end)
+        return merchant_id in self.merchants[start:end]
+
+    def previous_time(self, before: int) -> int | None:
+        """Time of the latest purchase strictly before ``before``."""
+        at = bisect_right(self.times, before - 1)
+        return self.times[at - 1] if at else None
+
+    def __getstate__(self) -> tuple[bytes, bytes, list[str]]:
+        return self.times.tobytes(), self.amounts.tobytes(), self.merchants
+
+    def __setstate__(self, state: tuple[bytes, bytes, list[str]]) -> None:
+        times, amounts, merchants = state
+        self.times = array("q")
+        self.times.frombytes(times)
+        self.amounts = array("q")
+        self.amounts.frombytes(amounts)
+        self.merchants = merchants
