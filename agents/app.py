@@ -39,6 +39,9 @@ def build_app(settings: Settings) -> faust.App:
         broker=[f"kafka://{host}" for host in settings.bootstrap_servers.split(",")],
         broker_credentials=_credentials(settings),
         topic_partitions=settings.partitions,
+        broker_session_timeout=settings.session_timeout_ms / 1000,
+        broker_heartbeat_interval=settings.session_timeout_ms / 3000,
+        broker_rebalance_timeout=settings.session_timeout_ms / 1000,
         web_enabled=False,
         autodiscover=False,
     )

@@ -43,6 +43,7 @@ def run_demo(users: int, months: int, seed: int, partitions: int, show_all: bool
         settings = Settings(
             bootstrap_servers=broker.bootstrap, partitions=partitions,
             state_dir=Path(workdir) / "state", group_id="riskstream-demo",
+            session_timeout_ms=3000,
         )
         echo(f"embedded broker (Tansu) on {broker.bootstrap}")
         wait_for_broker(settings)

@@ -6,6 +6,7 @@ from its ``SecretStr`` only here, at the moment a client is built.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -75,10 +76,8 @@ def ensure_topics(settings: Settings) -> None:
             if name not in existing
         ]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another worker won the race
             log.info("created topics %s", [topic.name for topic in missing])
         counts = {
             entry["name"]: len(entry["partitions"])

@@ -86,7 +86,10 @@ def render(stream: str, record: dict[str, Any]) -> str:
     currency = record["currency"]
     before = format_minor(record["available_before_minor"], currency)
     after = format_minor(record["available_after_minor"], currency)
-    line = f"{when}  LIMIT {record['kind']:<14} user {record['user_id']}  available {before} -> {after}"
+    line = (
+        f"{when}  LIMIT {record['kind']:<14} user {record['user_id']}  "
+        f"available {before} -> {after}"
+    )
     if record["limit_before_minor"] != record["limit_after_minor"]:
         line += (
             f"  limit {format_minor(record['limit_before_minor'], currency)} -> "

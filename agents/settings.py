@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         4 * 1024 * 1024, gt=0, description="Most bytes fetched per partition in one request."
     )
     max_batch: int = Field(5000, ge=1, description="Most records taken in one poll.")
+    session_timeout_ms: int = Field(
+        10_000,
+        ge=1000,
+        description="Consumer-group session timeout. The embedded broker holds a first join "
+        "for half of it, so development and tests use a short one.",
+    )
 
     currency: str = Field("CNY", description="The credit line's currency.")
     default_limit_minor: int = Field(

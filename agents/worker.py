@@ -187,6 +187,8 @@ class PipelineWorker(ConsumerRebalanceListener):
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
             max_poll_records=settings.max_batch,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.session_timeout_ms // 3,
         )
         producer = AIOKafkaProducer(
             **common, acks="all", linger_ms=5, enable_idempotence=False,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.timeutil import DAY, HOUR, MINUTE, format_time
+from pipeline.timeutil import DAY, HOUR, MINUTE, format_time, parse_time
 
 __all__ = ["DemoHistory", "generate_demo_history"]
 
@@ -105,7 +105,7 @@ def generate_demo_history(
                                   tx_count, currency)
             bills.append(bill)
         _repayments(rng, events, user_id, profile, bills, start, months, currency)
-    events.sort(key=lambda record: (record["event_time"], record["event_id"]))
+    events.sort(key=lambda record: (parse_time(record["event_time"]), record["event_id"]))
     return history
 
 

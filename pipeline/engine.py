@@ -108,7 +108,9 @@ class RiskEngine:
             # Flagged purchases stay out of the baseline so fraud cannot teach it to expect more.
             user.update_baseline(tx.amount_minor, cfg.baseline_alpha)
         user.windows.add(tx.event_time, tx.amount_minor, tx.merchant_id)
-        user.windows.evict(tx.event_time)
+        # Keep what a purchase up to the allowed lateness behind the clock still needs.
+        assert self.watermark is not None
+        user.windows.evict(self.watermark - cfg.allowed_lateness)
         self.scorer.learn_one(features)
         return outputs
 

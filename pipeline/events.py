@@ -116,7 +116,7 @@ def decode_event(event_type: str, payload: bytes) -> Event:
     if not isinstance(record, dict):
         raise InvalidEvent("wrong-type", f"expected a JSON object, got {type(record).__name__}")
     declared = record.get("type", event_type)
-    if declared != event_type:
+    if not isinstance(declared, str) or declared != event_type:
         raise InvalidEvent(
             "unknown-type", f"record of type {declared!r} on the {event_type!r} stream"
         )
@@ -148,7 +148,7 @@ def event_from_mapping(record: dict[str, Any], event_type: str | None = None) ->
         )
     if kind == "label":
         label_kind = record.get("kind")
-        if label_kind not in LABEL_KINDS:
+        if not isinstance(label_kind, str) or label_kind not in LABEL_KINDS:
             raise InvalidEvent(
                 "invalid-value", f"label kind {label_kind!r} is not one of {sorted(LABEL_KINDS)}"
             )
@@ -230,7 +230,7 @@ def _amount(record: dict[str, Any], field: str) -> int:
 
 def _currency(record: dict[str, Any]) -> str:
     value = _required(record, "currency")
-    if value not in MINOR_UNIT_EXPONENT:
+    if not isinstance(value, str) or value not in MINOR_UNIT_EXPONENT:
         raise InvalidEvent("unknown-currency", f"currency {value!r} is not supported")
     return value
 

@@ -1,4 +1,4 @@
-"""Money as integers of the currency's minor unit; never a float where a limit or balance is kept."""
+"""Money as integers of the minor unit: never a float where a limit or balance is kept."""
 
 __all__ = ["MINOR_UNIT_EXPONENT", "format_minor", "to_minor"]
 

@@ -13,7 +13,7 @@ from river import anomaly
 
 from pipeline.config import RiskConfig
 
-__all__ = ["AnomalyScorer", "RiskScorer", "Scorer", "Scored"]
+__all__ = ["AnomalyScorer", "RiskScorer", "Scored", "Scorer"]
 
 Features = Mapping[str, float]
 

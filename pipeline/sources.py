@@ -66,7 +66,7 @@ def read_events(path: Path, event_type: str | None = None) -> Iterator[SourceRec
 def _open_text(path: Path) -> io.TextIOBase:
     if path.name.lower().endswith(".gz"):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")  # noqa: SIM115
+    return open(path, encoding="utf-8", newline="")
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | InvalidEvent, bytes]]:

@@ -1,0 +1,122 @@
+"""Worker throughput on the demo history, printed as figures (not a test).
+
+In one run, on one embedded broker and the same data:
+  1. the pure core (RiskEngine, no Kafka) in events/s;
+  2. the riskstream worker end to end (fetch, decode, validate, align, windows, models, policy,
+     produce outputs, snapshots) in events/s while busy;
+  3. a Faust agent that does nothing, over the transactions topic, for the ratio.
+plus the state size per active user.
+
+    python benchmarks/worker_throughput.py [--users 3000] [--months 4] [--no-faust]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from agents.broker import EmbeddedBroker  # noqa: E402
+from agents.demo import write_history  # noqa: E402
+from agents.kafka import ensure_topics, wait_for_broker  # noqa: E402
+from agents.replay import replay_files  # noqa: E402
+from agents.settings import Settings  # noqa: E402
+from agents.worker import PipelineWorker  # noqa: E402
+from pipeline.demo import generate_demo_history  # noqa: E402
+from pipeline.engine import RiskEngine  # noqa: E402
+from pipeline.events import event_from_mapping  # noqa: E402
+
+
+def pure_core(events: list) -> tuple[float, RiskEngine]:
+    engine = RiskEngine()
+    process = engine.process
+    started = time.perf_counter()
+    for event in events:
+        process(event)
+    return len(events) / (time.perf_counter() - started), engine
+
+
+def state_bytes_per_user(engine: RiskEngine) -> float:
+    users = engine.users
+    return len(pickle.dumps(users, protocol=pickle.HIGHEST_PROTOCOL)) / max(len(users), 1)
+
+
+def faust_noop(settings: Settings, expected: int, workdir: Path) -> float | None:
+    out = workdir / "faust-rate.txt"
+    env = {
+        **os.environ,
+        "RISKSTREAM_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "BENCH_TOPIC": settings.topic("transactions"),
+        "BENCH_EXPECTED": str(expected),
+        "BENCH_OUT": str(out),
+        "BENCH_GROUP": f"bench-noop-{os.getpid()}",
+        "PYTHONPATH": str(ROOT),
+    }
+    faust = Path(sys.executable).parent / "faust"
+    try:
+        subprocess.run(
+            [str(faust), "-A", "benchmarks.faust_noop", "worker", "-l", "warn"],
+            cwd=workdir, env=env, timeout=300, check=False,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    return float(out.read_text()) if out.exists() else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=3000)
+    parser.add_argument("--months", type=int, default=4)
+    parser.add_argument("--no-faust", action="store_true", help="skip the Faust baseline")
+    args = parser.parse_args()
+
+    history = generate_demo_history(users=args.users, months=args.months)
+    events = [event_from_mapping(record) for record in history.events]
+    transactions = sum(event.type == "transaction" for event in events)
+    print(f"demo history: {len(events):,} events ({transactions:,} transactions), "
+          f"{args.users:,} users, {args.months} months")
+
+    core_rate, engine = pure_core(events)
+    print(f"pure core (RiskEngine, one partition, no Kafka): {core_rate:,.0f} events/s")
+    print(f"state per user (pickled, windows included, models excluded): "
+          f"{state_bytes_per_user(engine):,.0f} bytes")
+    model_bytes = len(pickle.dumps(engine.scorer, protocol=pickle.HIGHEST_PROTOCOL))
+    print(f"model state per partition: {model_bytes / 1024:,.0f} KiB")
+
+    with tempfile.TemporaryDirectory(prefix="riskstream-bench-") as tmp, EmbeddedBroker() as broker:
+        workdir = Path(tmp)
+        settings = Settings(bootstrap_servers=broker.bootstrap, state_dir=workdir / "state",
+                            session_timeout_ms=3000, group_id="bench")
+        wait_for_broker(settings)
+        ensure_topics(settings)
+        path = workdir / "history.jsonl.gz"
+        write_history(history, path)
+        summary = replay_files(settings, [path], progress=False)
+        print(f"replay: {summary.describe()}")
+
+        stats = asyncio.run(PipelineWorker(settings, stop_after_idle_s=2.0).run())
+        print(f"worker end to end: {stats.busy_rate:,.0f} events/s while busy "
+              f"({stats.applied:,} applied, outputs {dict(stats.outputs)})")
+        if not args.no_faust:
+            rate = faust_noop(settings, transactions, workdir)
+            if rate is None:
+                print("faust no-op agent: did not finish")
+            else:
+                print(f"faust no-op agent (transactions topic only): {rate:,.0f} events/s")
+                print(f"ratio worker / faust no-op: {stats.busy_rate / rate:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

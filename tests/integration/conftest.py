@@ -1,0 +1,66 @@
+"""One real broker (Tansu) per test session; unique topics and group per test."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agents.broker import EmbeddedBroker
+from agents.demo import write_history
+from agents.kafka import ensure_topics, wait_for_broker
+from agents.monitor import follow
+from agents.settings import Settings
+from agents.worker import PipelineWorker, WorkerStats
+from pipeline.demo import DemoHistory, generate_demo_history
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    log_path = tmp_path_factory.mktemp("broker") / "tansu.log"
+    with EmbeddedBroker(log_path=log_path) as running:
+        wait_for_broker(Settings(bootstrap_servers=running.bootstrap))
+        yield running
+
+
+@pytest.fixture
+def settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
+    name = uuid.uuid4().hex[:10]
+    configured = Settings(
+        bootstrap_servers=broker.bootstrap,
+        topic_prefix=f"t{name}.",
+        group_id=f"g{name}",
+        state_dir=tmp_path / "state",
+        partitions=4,
+        session_timeout_ms=3000,
+        checkpoint_interval_s=0.5,
+    )
+    ensure_topics(configured)
+    return configured
+
+
+@pytest.fixture(scope="session")
+def small_history() -> DemoHistory:
+    return generate_demo_history(users=400, months=4, seed=11)
+
+
+@pytest.fixture
+def history_file(small_history: DemoHistory, tmp_path: Path) -> Path:
+    path = tmp_path / "history.jsonl.gz"
+    write_history(small_history, path)
+    return path
+
+
+def run_worker(settings: Settings, idle_s: float = 1.5) -> WorkerStats:
+    """Run a worker in this process until its inputs have been idle for ``idle_s``."""
+    return asyncio.run(PipelineWorker(settings, stop_after_idle_s=idle_s).run())
+
+
+def read_outputs(settings: Settings, streams: tuple[str, ...] = ("alerts", "limit-adjustments"),
+                 idle_s: float = 2.0) -> list[tuple[str, dict]]:
+    return list(follow(settings, idle_timeout_s=idle_s, streams=streams))

@@ -1,0 +1,103 @@
+"""Events in, alerts and limit changes out, through the real broker and worker."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+from kafka.partitioner.default import murmur2
+
+from agents.replay import replay_files
+from agents.settings import Settings
+from pipeline.demo import DemoHistory
+from pipeline.engine import RiskEngine
+from pipeline.events import event_from_mapping
+from tests.conftest import assert_valid
+from tests.integration.conftest import read_outputs, run_worker
+
+pytestmark = pytest.mark.integration
+
+
+def expected_outputs(history: DemoHistory, settings: Settings) -> list[tuple[str, dict]]:
+    """The pure core, run over the same events split the way Kafka partitions them."""
+    engines: dict[int, RiskEngine] = defaultdict(lambda: RiskEngine(settings.risk_config()))
+    outputs = []
+    for record in history.events:
+        partition = (murmur2(record["user_id"].encode()) & 0x7FFFFFFF) % settings.partitions
+        for output in engines[partition].process(event_from_mapping(record)):
+            outputs.append((output.stream, output.value))
+    return outputs
+
+
+def _key(item: tuple[str, dict]) -> tuple[str, str]:
+    stream, record = item
+    return stream, record.get("alert_id") or record["adjustment_id"]
+
+
+def test_replay_and_worker_emit_exactly_the_expected_alerts_and_adjustments(
+    settings: Settings, small_history: DemoHistory, history_file: Path
+) -> None:
+    summary = replay_files(settings, [history_file], progress=False)
+    assert summary.total_sent == len(small_history.events) and summary.rejected == 0
+
+    stats = run_worker(settings)
+    assert stats.records_in == summary.total_sent
+    assert stats.applied == summary.total_sent and stats.dead_letters == 0
+
+    outputs = read_outputs(settings)
+    for stream, record in outputs:
+        assert_valid(stream, record)
+    # Exactly what the pure core computes, record for record.
+    expected = expected_outputs(small_history, settings)
+    assert sorted(outputs, key=_key) == sorted(expected, key=_key)
+
+    # And what that means for the three kinds of user.
+    profiles = small_history.profiles
+    alerted = {r["transaction_id"] for s, r in outputs if s == "alerts"}
+    assert alerted == {t for ids in small_history.burst_transactions.values() for t in ids}
+    kinds: dict[str, Counter[str]] = defaultdict(Counter)
+    for _stream, record in outputs:
+        kinds[record["user_id"]][record.get("kind", "alert")] += 1
+    for user, profile in profiles.items():
+        if profile == "normal":
+            assert not kinds[user], f"normal user {user} got {kinds[user]}"
+        elif profile == "burst":
+            assert kinds[user]["temporary_cut"] == 1
+            ending = "hold_confirmed" if user in small_history.fraud_confirmed else "restore"
+            assert kinds[user][ending] == 1, (user, kinds[user])
+            assert kinds[user]["increase"] == 0
+        else:
+            assert kinds[user]["alert"] == 0
+    raised = [u for u, p in profiles.items() if p == "loyal" and kinds[u]["increase"]]
+    assert len(raised) > 0.5 * sum(p == "loyal" for p in profiles.values())
+
+
+def test_bad_records_go_to_the_dead_letter_topic_and_good_ones_are_unaffected(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from kafka import KafkaProducer
+
+    from agents.kafka import client_config
+
+    good = (b'{"event_id":"t1","user_id":"u1","merchant_id":"m","amount_minor":100,'
+            b'"currency":"CNY","event_time":"2026-01-01T00:00:00Z"}')
+    bad = [b"{not json", b'{"event_id":"t2"}', b"x" * 100_000,
+           good.replace(b'"amount_minor":100', b'"amount_minor":-3'),
+           good.replace(b"CNY", b"USD")]
+    producer = KafkaProducer(**client_config(settings))
+    for payload in [*bad, good]:
+        producer.send(settings.topic("transactions"), key=b"u1", value=payload)
+    producer.flush()
+    producer.close()
+
+    stats = run_worker(settings)
+    assert stats.applied == 1 and stats.dead_letters == len(bad)
+    letters = [r for _, r in read_outputs(settings, streams=("dead-letter",))]
+    assert sorted(r["error"] for r in letters) == sorted(
+        ["malformed-json", "missing-field", "oversized", "invalid-value", "currency-mismatch"]
+    )
+    for record in letters:
+        assert_valid("dead-letter", record)
+        assert record["source_topic"] == settings.topic("transactions")
+        assert record["source_key"] == "u1"

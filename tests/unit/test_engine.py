@@ -1,0 +1,213 @@
+"""The engine of one partition: behaviours A and B, labels, lateness, determinism, snapshots."""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+from collections import Counter
+
+import pytest
+
+from pipeline.config import RiskConfig
+from pipeline.demo import generate_demo_history
+from pipeline.engine import RiskEngine
+from pipeline.events import Event, Label, Repayment, Transaction, event_from_mapping
+from pipeline.exceptions import InvalidEvent
+from pipeline.outputs import ALERTS, LIMIT_ADJUSTMENTS, Output
+from pipeline.timeutil import DAY, HOUR, MINUTE, format_time, parse_time
+from tests.conftest import assert_valid
+
+T0 = parse_time("2026-01-01T10:00:00Z")
+_ids = itertools.count()
+
+
+def tx(user: str, at: int, amount: int, merchant: str = "m1", currency: str = "CNY") -> Transaction:
+    return Transaction(f"tx-{next(_ids)}", user, merchant, amount, currency, at)
+
+
+def repay(user: str, at: int, amount: int, due: int | None) -> Repayment:
+    return Repayment(f"rp-{next(_ids)}", user, amount, "CNY", at, due)
+
+
+def label(user: str, at: int, kind: str = "fraud", transaction_id: str | None = None) -> Label:
+    return Label(f"lb-{next(_ids)}", user, kind, at, transaction_id)
+
+
+def run(engine: RiskEngine, events: list[Event]) -> list[Output]:
+    outputs: list[Output] = []
+    for event in events:
+        outputs.extend(engine.process(event))
+    for output in outputs:
+        assert_valid(output.stream, output.value)
+    return outputs
+
+
+def habitual_purchases(user: str, count: int = 12, amount: int = 10_000) -> list[Event]:
+    """``count`` ordinary purchases, one every two days, amounts within +-10 %."""
+    return [
+        tx(user, T0 + index * 2 * DAY, amount + (index % 3 - 1) * amount // 10, f"m{index % 3}")
+        for index in range(count)
+    ]
+
+
+def adjustments(outputs: list[Output], kind: str | None = None) -> list[dict]:
+    return [
+        o.value for o in outputs
+        if o.stream == LIMIT_ADJUSTMENTS and (kind is None or o.value["kind"] == kind)
+    ]
+
+
+def test_behaviour_b_alert_cut_and_automatic_restore_in_event_time() -> None:
+    engine = RiskEngine()
+    history = habitual_purchases("u1")
+    burst_at = T0 + 30 * DAY
+    big = tx("u1", burst_at, 300_000, merchant="unknown")
+    outputs = run(engine, [*history, big])
+    alerts = [o.value for o in outputs if o.stream == ALERTS]
+    assert [a["transaction_id"] for a in alerts] == [big.event_id]
+    assert alerts[0]["severity"] == "high" and alerts[0]["action"] == "temporary_cut"
+    assert any("typical purchase" in reason for reason in alerts[0]["reasons"])
+    (cut,) = adjustments(outputs, "temporary_cut")
+    spent = sum(event.amount_minor for event in history if isinstance(event, Transaction))
+    available_after_purchase = 500_000 - spent - 300_000
+    assert cut["available_before_minor"] == available_after_purchase
+    assert cut["available_after_minor"] == available_after_purchase // 10
+    assert cut["expires_at"] == format_time(burst_at + 72 * HOUR)
+    assert cut["alert_id"] == alerts[0]["alert_id"]
+
+    # Nothing is restored before the expiry, whatever the wall clock does ...
+    before = run(engine, [tx("u2", burst_at + 71 * HOUR, 5_000)])
+    assert not adjustments(before)
+    # ... and the first event at or after it (any user of the partition) restores the cut.
+    after = run(engine, [tx("u2", burst_at + 73 * HOUR, 5_000)])
+    (restore,) = adjustments(after, "restore")
+    assert restore["user_id"] == "u1"
+    assert restore["event_time"] == cut["expires_at"]
+    assert restore["available_after_minor"] == available_after_purchase
+    assert restore["cause_event_id"] == cut["adjustment_id"]
+
+
+def test_a_confirmed_fraud_label_keeps_the_cut() -> None:
+    engine = RiskEngine()
+    big = tx("u1", T0 + 30 * DAY, 300_000, merchant="unknown")
+    run(engine, [*habitual_purchases("u1"), big])
+    confirmed = run(engine, [label("u1", T0 + 31 * DAY, "chargeback", big.event_id)])
+    assert [a["kind"] for a in adjustments(confirmed)] == ["hold_confirmed"]
+    assert not adjustments(run(engine, [tx("u2", T0 + 40 * DAY, 5_000)]), "restore")
+
+
+def test_a_legitimate_label_restores_early() -> None:
+    engine = RiskEngine()
+    big = tx("u1", T0 + 30 * DAY, 300_000, merchant="unknown")
+    run(engine, [*habitual_purchases("u1"), big])
+    cleared = run(engine, [label("u1", T0 + 30 * DAY + HOUR, "legitimate", big.event_id)])
+    assert [a["kind"] for a in adjustments(cleared)] == ["restore"]
+    # The timer of the restored cut does not fire a second restore.
+    assert not adjustments(run(engine, [tx("u2", T0 + 40 * DAY, 5_000)]))
+
+
+def test_a_fraud_label_without_a_cut_freezes_the_line() -> None:
+    engine = RiskEngine()
+    outputs = run(engine, [*habitual_purchases("u1"), label("u1", T0 + 30 * DAY)])
+    (freeze,) = adjustments(outputs, "freeze")
+    assert freeze["available_after_minor"] == 0
+
+
+def test_normal_spending_never_alerts() -> None:
+    engine = RiskEngine()
+    assert run(engine, habitual_purchases("u1", count=40)) == []
+
+
+def test_a_new_user_is_not_judged_against_a_baseline_it_does_not_have() -> None:
+    engine = RiskEngine()
+    outputs = run(engine, [tx("u1", T0, 100), tx("u1", T0 + DAY, 400_000)])
+    assert not [o for o in outputs if o.stream == ALERTS]
+
+
+def _loyal_year(user: str, months: int = 4) -> list[Event]:
+    events: list[Event] = []
+    for month in range(months):
+        start = T0 + month * 30 * DAY
+        events += [tx(user, start + day * 2 * DAY, 10_000, f"m{day % 4}") for day in range(14)]
+        due = start + 50 * DAY
+        events.append(repay(user, start + 40 * DAY, 140_000, due))
+    return sorted(events, key=lambda event: event.event_time)
+
+
+def test_behaviour_a_frequent_on_time_user_earns_a_capped_rate_limited_raise() -> None:
+    config = RiskConfig()
+    engine = RiskEngine(config)
+    outputs = run(engine, _loyal_year("u1", months=6))
+    raises = adjustments(outputs, "increase")
+    assert raises, "a frequent, always-on-time user earns a raise"
+    assert raises[0]["limit_after_minor"] == 600_000  # +20 %, in whole CNY 100 steps
+    times = [parse_time(r["event_time"]) for r in raises]
+    assert all(b - a >= config.raise_min_interval for a, b in itertools.pairwise(times))
+    assert all(r["limit_after_minor"] <= config.max_limit_minor for r in raises)
+
+
+def test_one_late_repayment_forfeits_raises() -> None:
+    engine = RiskEngine()
+    events = _loyal_year("u1", months=6)
+    first_repayment = next(i for i, e in enumerate(events) if isinstance(e, Repayment))
+    late = events[first_repayment]
+    assert isinstance(late, Repayment) and late.due_time is not None
+    events[first_repayment] = Repayment(
+        late.event_id, late.user_id, late.amount_minor, "CNY", late.due_time + DAY, late.due_time
+    )
+    events.sort(key=lambda event: event.event_time)
+    assert not adjustments(run(engine, events), "increase")
+
+
+def test_late_and_future_events_are_refused_without_moving_the_clock() -> None:
+    engine = RiskEngine()
+    run(engine, [tx("u1", T0 + 10 * DAY, 1000)])
+    with pytest.raises(InvalidEvent) as refused:
+        engine.process(tx("u1", T0 + 10 * DAY - 2 * HOUR, 1000))
+    assert refused.value.kind == "late"
+    with pytest.raises(InvalidEvent) as refused:
+        engine.process(tx("u1", T0 + 41 * DAY, 1000))
+    assert refused.value.kind == "future"
+    with pytest.raises(InvalidEvent) as refused:
+        engine.process(tx("u1", T0 + 10 * DAY, 1000, currency="USD"))
+    assert refused.value.kind == "currency-mismatch"
+    assert engine.watermark == T0 + 10 * DAY
+    # Within the allowed lateness the event is applied, and counted in its windows.
+    run(engine, [tx("u1", T0 + 10 * DAY - 30 * MINUTE, 1000)])
+    assert len(engine.users["u1"].windows) == 2
+
+
+def _demo_events(users: int = 300) -> list[Event]:
+    return [event_from_mapping(record) for record in generate_demo_history(users=users).events]
+
+
+def test_same_events_same_outputs() -> None:
+    events = _demo_events()
+    assert run(RiskEngine(), events) == run(RiskEngine(), events)
+
+
+@pytest.mark.parametrize("cut_points", [(1000,), (1, 5000, 9000)])
+def test_resuming_from_a_snapshot_gives_the_uninterrupted_outputs(cut_points: tuple) -> None:
+    events = _demo_events()
+    expected = run(RiskEngine(), events)
+    engine = RiskEngine()
+    outputs: list[Output] = []
+    start = 0
+    for cut in (*cut_points, len(events)):
+        outputs += run(engine, events[start:cut])
+        engine = pickle.loads(pickle.dumps(engine))
+        start = cut
+    assert outputs == expected
+
+
+def test_demo_history_shows_both_behaviours_and_nothing_for_normal_users() -> None:
+    history = generate_demo_history(users=400)
+    outputs = run(RiskEngine(), [event_from_mapping(r) for r in history.events])
+    alerted = {o.value["transaction_id"] for o in outputs if o.stream == ALERTS}
+    assert alerted == {t for ids in history.burst_transactions.values() for t in ids}
+    kinds_by_profile = Counter(
+        (history.profiles[o.key], o.value["kind"]) for o in outputs if o.stream == LIMIT_ADJUSTMENTS
+    )
+    assert {profile for profile, _ in kinds_by_profile} <= {"loyal", "burst"}
+    assert kinds_by_profile[("loyal", "increase")] > 0
+    assert kinds_by_profile[("burst", "temporary_cut")] == len(history.burst_transactions)

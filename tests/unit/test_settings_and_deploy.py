@@ -1,0 +1,73 @@
+"""Settings, security pass-through, and the production files checked statically."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agents.kafka import client_config
+from agents.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_setting_is_documented_in_the_env_example() -> None:
+    example = (ROOT / "deploy" / "riskstream.env.example").read_text()
+    documented = set(re.findall(r"RISKSTREAM_([A-Z0-9_]+)=", example))
+    assert documented == {name.upper() for name in Settings.model_fields}
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RISKSTREAM_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    monkeypatch.setenv("RISKSTREAM_PARTITIONS", "12")
+    settings = Settings()
+    assert settings.partitions == 12
+    assert client_config(settings)["bootstrap_servers"] == ["k1:9092", "k2:9092"]
+
+
+def test_sasl_settings_reach_the_clients_and_the_secret_is_never_printed() -> None:
+    settings = Settings(security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512",
+                        sasl_username="svc", sasl_password="hunter2-secret")
+    config = client_config(settings)
+    assert config["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert config["sasl_plain_username"] == "svc"
+    assert config["sasl_plain_password"] == "hunter2-secret"
+    assert "hunter2-secret" not in repr(settings) and "hunter2-secret" not in str(settings)
+
+
+def test_tls_settings_build_an_ssl_context(tmp_path: Path) -> None:
+    assert client_config(Settings())["security_protocol"] == "PLAINTEXT"
+    assert "ssl_context" in client_config(Settings(security_protocol="SSL"))
+
+
+def test_docker_compose_runs_kafka_in_kraft_mode_with_co_partitioned_topics() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    kafka = services["kafka"]
+    assert kafka["image"].startswith("apache/kafka:")
+    assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert "healthcheck" in kafka
+    assert all(port.startswith("127.0.0.1:") for port in kafka["ports"])
+    script = services["topics"]["command"][0]
+    for topic in ("transactions", "repayments", "labels", "alerts", "limit-adjustments",
+                  "dead-letter"):
+        assert topic in script
+    assert len(set(re.findall(r"--partitions (\d+)", script))) == 1
+    worker = services["worker"]
+    assert worker["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert (ROOT / worker["build"]["dockerfile"]).is_file()
+    assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert worker["environment"]["RISKSTREAM_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    partitions = re.findall(r"--partitions (\d+)", script)[0]
+    assert worker["environment"]["RISKSTREAM_PARTITIONS"] == partitions
+
+
+def test_the_dockerfile_installs_the_package_and_runs_the_worker() -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    for directory in ("pipeline", "agents", "schemas"):
+        assert f"COPY {directory} ./{directory}" in dockerfile
+    assert 'ENTRYPOINT ["riskstream"]' in dockerfile and 'CMD ["worker"]' in dockerfile
+    assert "USER riskstream" in dockerfile
