@@ -51,8 +51,9 @@ class Settings(BaseSettings):
     max_task_idle_ms: int = Field(
         1000,
         ge=0,
-        description="How long a partition waits for a silent input topic before processing "
-        "the others without it (event-time alignment, as Kafka Streams' max.task.idle.ms).",
+        description="How long a record waits for a silent input topic that might still deliver "
+        "an older event (event-time alignment, as Kafka Streams' max.task.idle.ms). Bounds the "
+        "added latency; 0 trades a deterministic cross-topic order for the lowest latency.",
     )
     fetch_max_wait_ms: int = Field(
         20,

@@ -95,7 +95,7 @@ class PartitionTask:
             self.engine = RiskEngine(settings.risk_config())
             self.offsets = {}
         self.aligner: EventTimeAligner[tuple[ConsumerRecord, Event | _Rejected]] = (
-            EventTimeAligner(list(self.topics), settings.max_task_idle_ms / 1000, time.monotonic())
+            EventTimeAligner(list(self.topics), settings.max_task_idle_ms / 1000)
         )
         #: Next offset expected per input: records below it were applied or are buffered, so a
         #: re-delivery (a prefetch racing a seek, a retried fetch) is ignored, never re-applied.
@@ -243,7 +243,6 @@ class PipelineWorker(ConsumerRebalanceListener):
                     last_checkpoint = now
             if (
                 self.stop_after_idle_s is not None
-                and self.tasks
                 and now - last_activity >= self.stop_after_idle_s
                 and not any(task.aligner.buffered() for task in self.tasks.values())
             ):

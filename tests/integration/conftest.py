@@ -64,3 +64,14 @@ def run_worker(settings: Settings, idle_s: float = 1.5) -> WorkerStats:
 def read_outputs(settings: Settings, streams: tuple[str, ...] = ("alerts", "limit-adjustments"),
                  idle_s: float = 2.0) -> list[tuple[str, dict]]:
     return list(follow(settings, idle_timeout_s=idle_s, streams=streams))
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a subprocess (riskstream or faust) these settings."""
+    import os
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RISKSTREAM_")}
+    for name in ("bootstrap_servers", "topic_prefix", "group_id", "state_dir", "partitions",
+                 "session_timeout_ms", "checkpoint_interval_s"):
+        env[f"RISKSTREAM_{name.upper()}"] = str(getattr(settings, name))
+    return env

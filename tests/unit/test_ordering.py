@@ -24,7 +24,7 @@ def test_merge_is_independent_of_fetch_chunking(seed: int) -> None:
         ((time, SOURCES.index(name), index) for name in SOURCES
          for index, time in enumerate(streams[name])),
     )
-    aligner: EventTimeAligner[int] = EventTimeAligner(SOURCES, max_idle_s=1.0, now=0.0)
+    aligner: EventTimeAligner[int] = EventTimeAligner(SOURCES, max_idle_s=1.0)
     positions = dict.fromkeys(SOURCES, 0)
     merged: list[tuple[int, int, int]] = []
     clock = 0.0
@@ -43,22 +43,29 @@ def test_merge_is_independent_of_fetch_chunking(seed: int) -> None:
     assert merged == expected
 
 
-def test_an_input_with_unknown_lag_is_waited_for_only_max_idle() -> None:
-    aligner: EventTimeAligner[str] = EventTimeAligner(["a", "b"], max_idle_s=1.0, now=0.0)
+def test_a_silent_input_is_waited_for_max_idle_after_each_record_arrives() -> None:
+    aligner: EventTimeAligner[str] = EventTimeAligner(["a", "b"], max_idle_s=1.0)
+    aligner.set_caught_up("b", True)
     aligner.push("a", 1, "x", now=0.0)
     assert aligner.pop_ready(now=0.5) == []
     assert aligner.pop_ready(now=1.0) == [("a", "x")]
+    # A record arriving later waits its own max_idle: b may be a moment behind a.
+    aligner.push("a", 2, "y", now=5.0)
+    assert aligner.pop_ready(now=5.5) == []
+    aligner.push("b", 1, "late-but-older", now=5.6)
+    assert aligner.pop_ready(now=5.6) == [("b", "late-but-older")]
+    assert aligner.pop_ready(now=6.0) == [("a", "y")]
 
 
 def test_an_input_known_to_have_more_is_waited_for_indefinitely() -> None:
-    aligner: EventTimeAligner[str] = EventTimeAligner(["a", "b"], max_idle_s=1.0, now=0.0)
+    aligner: EventTimeAligner[str] = EventTimeAligner(["a", "b"], max_idle_s=1.0)
     aligner.set_caught_up("b", False)
     aligner.push("a", 1, "x", now=0.0)
     assert aligner.pop_ready(now=3600.0) == []
 
 
 def test_ties_go_to_the_first_listed_source() -> None:
-    aligner: EventTimeAligner[str] = EventTimeAligner(["a", "b"], max_idle_s=0.0, now=0.0)
+    aligner: EventTimeAligner[str] = EventTimeAligner(["a", "b"], max_idle_s=0.0)
     aligner.push("b", 5, "b", now=0.0)
     aligner.push("a", 5, "a", now=0.0)
     aligner.set_caught_up("a", True)

@@ -1,0 +1,120 @@
+"""The riskstream command (and the Faust entry point) as a user runs them."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from agents.broker import free_port
+from agents.settings import Settings
+from pipeline.demo import DemoHistory
+from tests.conftest import assert_valid
+from tests.integration.conftest import read_outputs, settings_env
+
+pytestmark = pytest.mark.integration
+
+BIN = Path(sys.executable).parent
+
+
+def riskstream(
+    *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "riskstream"), *args], env=env, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def test_broker_command_starts_creates_topics_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen([str(BIN / "riskstream"), "broker", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 30
+        line = ""
+        while time.monotonic() < deadline and "broker ready" not in line:
+            line = process.stdout.readline()
+        assert f"broker ready on 127.0.0.1:{port}" in line
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}")
+        assert {"transactions", "repayments", "labels", "alerts", "limit-adjustments",
+                "dead-letter"} <= set(admin.list_topics())
+        admin.close()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=15) == 0
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=0.5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_replay_reports_rejects_then_worker_and_alerts_commands(
+    settings: Settings, small_history: DemoHistory, tmp_path: Path
+) -> None:
+    path = tmp_path / "mixed.jsonl.gz"
+    bad_lines = {3: b"{oops", 10: orjson.dumps({**small_history.events[9], "currency": "XXX"})}
+    with gzip.open(path, "wb") as handle:
+        for number, record in enumerate(small_history.events, start=1):
+            handle.write(bad_lines.get(number, orjson.dumps(record)) + b"\n")
+    rejects = tmp_path / "rejects.jsonl"
+    env = settings_env(settings)
+    done = riskstream("replay", str(path), "--rejects", str(rejects), "--no-progress", env=env)
+    assert done.returncode == 0, done.stderr
+    sent = len(small_history.events) - len(bad_lines)
+    assert f"sent {sent:,} events" in done.stdout and "rejected 2" in done.stdout
+    assert f"{path}:3" in done.stderr and f"{path}:10" in done.stderr
+    rejected = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
+    assert [r["source_line"] for r in rejected] == [3, 10]
+    assert [r["error"] for r in rejected] == ["malformed-json", "unknown-currency"]
+    for record in rejected:
+        assert_valid("dead-letter", record)
+
+    done = riskstream("worker", "--stop-after-idle", "1.5", env=env)
+    assert done.returncode == 0, done.stderr
+    stats = orjson.loads(done.stdout.strip().splitlines()[-1])["worker"]
+    assert stats["records_in"] == sent and stats["applied"] == sent
+
+    done = riskstream("alerts", "--json", "--idle-timeout", "2", "--min-severity", "high", env=env)
+    assert done.returncode == 0, done.stderr
+    shown = [orjson.loads(line) for line in done.stdout.splitlines()]
+    assert shown and all(r["severity"] == "high" for r in shown if r["stream"] == "alerts")
+    user = shown[0]["user_id"]
+    done = riskstream("alerts", "--user", user, "--idle-timeout", "2", env=env)
+    assert done.returncode == 0 and f"user {user}" in done.stdout
+    assert all(f"user {user}" in line for line in done.stdout.splitlines() if "user " in line)
+
+
+def test_faust_entry_point_runs_the_same_pipeline(
+    settings: Settings, history_file: Path, small_history: DemoHistory, tmp_path: Path
+) -> None:
+    from agents.replay import replay_files
+
+    replay_files(settings, [history_file], progress=False)
+    faust = shutil.which("faust", path=str(BIN))
+    assert faust is not None
+    process = subprocess.Popen([faust, "-A", "agents.app", "worker", "-l", "warn"],
+                               env=settings_env(settings), cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        expected = sum(len(ids) for ids in small_history.burst_transactions.values())
+        alerts: list = []
+        deadline = time.monotonic() + 90
+        while len(alerts) < expected and time.monotonic() < deadline:
+            alerts = read_outputs(settings, streams=("alerts",), idle_s=1.0)
+        assert len(alerts) == expected
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr[-2000:]
+    snapshots = list((settings.state_dir / settings.group_id).glob("partition-*.snapshot"))
+    assert len(snapshots) == settings.partitions
