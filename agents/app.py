@@ -42,7 +42,11 @@ def build_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_ms / 1000,
         broker_heartbeat_interval=settings.session_timeout_ms / 3000,
         broker_rebalance_timeout=settings.session_timeout_ms / 1000,
+        # `faust worker` turns the web server on unless given --without-web; keep it on
+        # loopback so a worker never listens on every interface by accident.
         web_enabled=False,
+        web_bind="127.0.0.1",
+        web_port=settings.faust_web_port,
         autodiscover=False,
     )
 

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
         "for half of it, so development and tests use a short one.",
     )
 
+    faust_web_port: int = Field(
+        6066, ge=1, le=65535,
+        description="Port of Faust's web server (bound to 127.0.0.1) under `faust worker`.",
+    )
+
     currency: str = Field("CNY", description="The credit line's currency.")
     default_limit_minor: int = Field(
         500_000, gt=0, description="Opening limit of a new user, in minor units."

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 _EVENT_TYPE_OF_TOPIC = {topic: kind for kind, topic in TOPIC_OF_EVENT_TYPE.items()}
 #: Rejected records are released at the head of their topic's queue, ahead of any event time.
 _REJECTED_TIME = -(2**62)
+#: Each input of a partition buffers at most this many poll batches before its fetch pauses.
+_BUFFERED_BATCHES = 4
 
 
 @dataclass
@@ -101,6 +103,7 @@ class PartitionTask:
         #: re-delivery (a prefetch racing a seek, a retried fetch) is ignored, never re-applied.
         self.expected = dict(self.offsets)
         self.dirty = False
+        self.backlogged = False
 
     def seeked(self, topic: str, offset: int) -> None:
         self.expected[topic] = offset
@@ -124,11 +127,15 @@ class PartitionTask:
             push(topic, event_time, (record, event), now)
         return len(records)
 
-    def drain(self, now: float, dead_letter_topic: str, stats: WorkerStats) -> list[Output]:
-        """Apply every record the aligner releases; return the outputs (dead letters included)."""
+    def drain(
+        self, now: float, limit: int, dead_letter_topic: str, stats: WorkerStats
+    ) -> list[Output]:
+        """Apply up to ``limit`` released records; return the outputs (dead letters included)."""
         outputs: list[Output] = []
         process = self.engine.process
-        released = self.aligner.pop_ready(now)
+        released = self.aligner.pop_ready(now, limit)
+        # A full batch means more may be releasable at once; anything less is waiting for input.
+        self.backlogged = len(released) >= limit
         if released:
             self.dirty = True
         for topic, (record, event) in released:
@@ -211,8 +218,18 @@ class PipelineWorker(ConsumerRebalanceListener):
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         settings = self.settings
         last_checkpoint = last_activity = time.monotonic()
+        # Work per iteration is bounded (one batch per partition), so heartbeats, checkpoints
+        # and rebalances are never held up by a large backlog.
+        max_buffered = _BUFFERED_BATCHES * settings.max_batch
+        backlog = False
         while not self._stopping.is_set():
-            batch = await consumer.getmany(timeout_ms=100, max_records=settings.max_batch)
+            if backlog:
+                # getmany(timeout_ms=0) does not yield to the event loop when nothing is
+                # fetched: yield here so fetches, heartbeats and signals keep running.
+                await asyncio.sleep(0)
+            batch = await consumer.getmany(
+                timeout_ms=0 if backlog else 100, max_records=settings.max_batch
+            )
             async with self._lock:
                 now = time.monotonic()
                 for tp, records in batch.items():
@@ -223,6 +240,12 @@ class PipelineWorker(ConsumerRebalanceListener):
                 for tp in consumer.assignment():
                     task = self.tasks.get(tp.partition)
                     if task is not None:
+                        # Back-pressure: stop fetching an input whose buffer is full. The input
+                        # being waited for is empty, so it is never the one paused.
+                        if task.aligner.buffered(tp.topic) >= max_buffered:
+                            consumer.pause(tp)
+                        elif tp in consumer.paused():
+                            consumer.resume(tp)
                         # The high watermark of the last fetch response, not ListOffsets: the
                         # embedded broker answers the latter wrongly (tests/integration).
                         highwater = consumer.highwater(tp)
@@ -230,10 +253,14 @@ class PipelineWorker(ConsumerRebalanceListener):
                             tp.topic,
                             None if highwater is None else await consumer.position(tp) >= highwater,
                         )
+                backlog = False
                 for task in self.tasks.values():
-                    outputs = task.drain(now, self._output_topics[DEAD_LETTER], self.stats)
+                    outputs = task.drain(
+                        now, settings.max_batch, self._output_topics[DEAD_LETTER], self.stats
+                    )
                     if outputs:
                         await self._send(outputs)
+                    backlog = backlog or task.backlogged
                 if batch:
                     if self.stats.first_activity is None:
                         self.stats.first_activity = now

@@ -19,7 +19,7 @@ from pipeline.money import format_minor
 from pipeline.outputs import ALERTS, LIMIT_ADJUSTMENTS, AdjustmentKind, Output, stable_id
 from pipeline.policy import cut_amount, raise_limit, severity
 from pipeline.scoring import RiskScorer, Scored
-from pipeline.state import Hold, UserState
+from pipeline.state import Hold, UserState, id_hash
 from pipeline.timeutil import HOUR, format_time
 
 __all__ = ["RiskEngine"]
@@ -97,6 +97,9 @@ class RiskEngine:
     def _purchase(self, tx: Transaction) -> list[Output]:
         cfg = self.config
         user = self.user(tx.user_id)
+        tx_hash = id_hash(tx.event_id)
+        if user.windows.holds(tx_hash):
+            raise _duplicate(tx.event_id)
         features = purchase_features(user, tx, cfg)
         scored = self.scorer.explain_one(features)
         available_before = user.available_minor
@@ -107,7 +110,7 @@ class RiskEngine:
         else:
             # Flagged purchases stay out of the baseline so fraud cannot teach it to expect more.
             user.update_baseline(tx.amount_minor, cfg.baseline_alpha)
-        user.windows.add(tx.event_time, tx.amount_minor, tx.merchant_id)
+        user.windows.add(tx.event_time, tx.amount_minor, tx.merchant_id, tx_hash)
         # Keep what a purchase up to the allowed lateness behind the clock still needs.
         assert self.watermark is not None
         user.windows.evict(self.watermark - cfg.allowed_lateness)
@@ -160,7 +163,7 @@ class RiskEngine:
 
     def _repayment(self, repayment: Repayment) -> list[Output]:
         cfg = self.config
-        user = self.user(repayment.user_id)
+        user = self._user_for_once(repayment)
         user.balance_minor = max(0, user.balance_minor - repayment.amount_minor)
         if repayment.due_time is None:
             return []
@@ -188,7 +191,7 @@ class RiskEngine:
         ]
 
     def _label(self, label: Label) -> list[Output]:
-        user = self.user(label.user_id)
+        user = self._user_for_once(label)
         hold = user.hold
         if label.kind == "legitimate":
             if hold is None or hold.confirmed:
@@ -232,6 +235,15 @@ class RiskEngine:
         ]
 
     # -- helpers ----------------------------------------------------------------------------
+    def _user_for_once(self, event: Repayment | Label) -> UserState:
+        """The user of a repayment or label, refusing one that was already applied."""
+        user = self.user(event.user_id)
+        event_hash = id_hash(event.event_id)
+        if user.seen_other(event_hash):
+            raise _duplicate(event.event_id)
+        user.remember_other(event_hash)
+        return user
+
     def _release_hold(
         self, user_id: str, user: UserState, now: int, cut_id: str, why: str
     ) -> Output:
@@ -352,3 +364,9 @@ class RiskEngine:
                 "currency-mismatch",
                 f"currency {currency} is not the credit line's currency {self.config.currency}",
             )
+
+
+def _duplicate(event_id: str) -> InvalidEvent:
+    return InvalidEvent(
+        "duplicate", f"event id {event_id} was already applied for this user; not counted twice"
+    )

@@ -62,14 +62,16 @@ class EventTimeAligner(Generic[T]):
         """Whether ``source`` has been read up to the broker's high watermark (None: unknown)."""
         self._caught_up[source] = caught_up
 
-    def buffered(self) -> int:
+    def buffered(self, source: str | None = None) -> int:
+        if source is not None:
+            return len(self._buffers[source])
         return sum(len(buffer) for buffer in self._buffers.values())
 
-    def pop_ready(self, now: float) -> list[tuple[str, T]]:
-        """Every record that can be released now, in event-time order."""
+    def pop_ready(self, now: float, limit: int | None = None) -> list[tuple[str, T]]:
+        """The records that can be released now (at most ``limit``), in event-time order."""
         released: list[tuple[str, T]] = []
         buffers = self._buffers
-        while True:
+        while limit is None or len(released) < limit:
             best: str | None = None
             best_key: tuple[int, int] | None = None
             silent_inputs = False
@@ -88,3 +90,4 @@ class EventTimeAligner(Generic[T]):
             if silent_inputs and now - buffer[0][1] < self.max_idle_s:
                 return released  # a silent input may still deliver something older
             released.append((best, buffer.popleft()[2]))
+        return released

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass
+from hashlib import blake2b
 
 from pipeline.windows import PurchaseWindows
 
-__all__ = ["Hold", "UserState"]
+__all__ = ["Hold", "UserState", "id_hash"]
+
+#: Repayment and label ids remembered per user to refuse duplicates (a year of monthly bills).
+_RECENT_OTHER_IDS = 16
+
+
+def id_hash(event_id: str) -> int:
+    """A stable signed 64-bit hash of an event id (Python's hash() changes between processes)."""
+    return int.from_bytes(blake2b(event_id.encode(), digest_size=8).digest(), "little", signed=True)
 
 
 @dataclass(slots=True)
@@ -37,6 +47,7 @@ class UserState:
         "late_repayments",
         "limit_minor",
         "on_time_repayments",
+        "other_ids",
         "windows",
     )
 
@@ -54,6 +65,16 @@ class UserState:
         self.last_raise_time: int | None = None
         self.fraud_confirmed = False
         self.defaulted = False
+        #: Id hashes of the latest repayments and labels (purchases: see ``windows``).
+        self.other_ids = array("q")
+
+    def seen_other(self, event_hash: int) -> bool:
+        return event_hash in self.other_ids
+
+    def remember_other(self, event_hash: int) -> None:
+        self.other_ids.append(event_hash)
+        if len(self.other_ids) > _RECENT_OTHER_IDS:
+            del self.other_ids[0]
 
     @property
     def available_minor(self) -> int:
@@ -76,8 +97,11 @@ class UserState:
         return (math.log(amount_minor) - self.baseline_mean) / std
 
     def __getstate__(self) -> tuple:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return tuple(
+            getattr(self, name).tobytes() if name == "other_ids" else getattr(self, name)
+            for name in self.__slots__
+        )
 
     def __setstate__(self, state: tuple) -> None:
         for name, value in zip(self.__slots__, state, strict=True):
-            setattr(self, name, value)
+            setattr(self, name, array("q", value) if name == "other_ids" else value)

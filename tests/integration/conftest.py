@@ -16,6 +16,8 @@ from agents.monitor import follow
 from agents.settings import Settings
 from agents.worker import PipelineWorker, WorkerStats
 from pipeline.demo import DemoHistory, generate_demo_history
+from pipeline.engine import RiskEngine
+from pipeline.events import event_from_mapping
 
 pytestmark = pytest.mark.integration
 
@@ -75,3 +77,35 @@ def settings_env(settings: Settings) -> dict[str, str]:
                  "session_timeout_ms", "checkpoint_interval_s"):
         env[f"RISKSTREAM_{name.upper()}"] = str(getattr(settings, name))
     return env
+
+
+def partition_of(user_id: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives a user id."""
+    from kafka.partitioner.default import murmur2
+
+    return (murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+def expected_run(
+    history: DemoHistory, settings: Settings
+) -> tuple[list[tuple[str, dict]], dict[int, RiskEngine]]:
+    """The pure core over the same events, split the way Kafka partitions them."""
+    engines: dict[int, RiskEngine] = {}
+    outputs = []
+    for record in history.events:
+        partition = partition_of(record["user_id"], settings.partitions)
+        engine = engines.get(partition)
+        if engine is None:
+            engine = engines[partition] = RiskEngine(settings.risk_config())
+        for output in engine.process(event_from_mapping(record)):
+            outputs.append((output.stream, output.value))
+    return outputs, engines
+
+
+def by_id(outputs: list[tuple[str, dict]]) -> dict[str, dict]:
+    """Outputs keyed by their id; fails if one id carries two different records."""
+    records: dict[str, dict] = {}
+    for stream, record in outputs:
+        key = record["alert_id"] if stream == "alerts" else record["adjustment_id"]
+        assert records.setdefault(key, record) == record, f"{key} re-emitted with other content"
+    return records

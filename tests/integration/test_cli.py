@@ -102,7 +102,8 @@ def test_faust_entry_point_runs_the_same_pipeline(
     replay_files(settings, [history_file], progress=False)
     faust = shutil.which("faust", path=str(BIN))
     assert faust is not None
-    process = subprocess.Popen([faust, "-A", "agents.app", "worker", "-l", "warn"],
+    process = subprocess.Popen([faust, "-A", "agents.app", "worker", "-l", "warn",
+                                "--without-web"],
                                env=settings_env(settings), cwd=tmp_path,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -114,7 +115,11 @@ def test_faust_entry_point_runs_the_same_pipeline(
         assert len(alerts) == expected
     finally:
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
+        try:
+            _, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
     assert process.returncode == 0, stderr[-2000:]
     snapshots = list((settings.state_dir / settings.group_id).glob("partition-*.snapshot"))
     assert len(snapshots) == settings.partitions

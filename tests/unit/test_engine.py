@@ -211,3 +211,21 @@ def test_demo_history_shows_both_behaviours_and_nothing_for_normal_users() -> No
     assert {profile for profile, _ in kinds_by_profile} <= {"loyal", "burst"}
     assert kinds_by_profile[("loyal", "increase")] > 0
     assert kinds_by_profile[("burst", "temporary_cut")] == len(history.burst_transactions)
+
+
+def test_duplicate_event_ids_are_refused_and_not_counted_twice() -> None:
+    engine = RiskEngine()
+    purchase = tx("u1", T0, 1_000)
+    repayment = repay("u1", T0 + 10 * MINUTE, 500, T0 + DAY)
+    verdict = label("u1", T0 + 20 * MINUTE, "legitimate")
+    run(engine, [purchase, repayment, verdict])
+    for event in (purchase, repayment, verdict):
+        with pytest.raises(InvalidEvent) as refused:
+            engine.process(event)
+        assert refused.value.kind == "duplicate"
+    user = engine.users["u1"]
+    assert len(user.windows) == 1 and user.balance_minor == 500 and user.on_time_repayments == 1
+    # A duplicate still refused after a snapshot round trip (hashes are stable).
+    restored = pickle.loads(pickle.dumps(engine))
+    with pytest.raises(InvalidEvent):
+        restored.process(purchase)

@@ -1,0 +1,160 @@
+"""Crashes, rebalances and speed: the outputs never depend on them.
+
+The reference in every test is the pure core run over the same events, split the way Kafka
+partitions them (``expected_run``); the end-to-end test shows an undisturbed worker equals it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agents.demo import write_history
+from agents.replay import replay_files
+from agents.settings import Settings
+from agents.snapshots import SnapshotStore
+from pipeline.demo import DemoHistory, generate_demo_history
+from pipeline.engine import RiskEngine
+from pipeline.timeutil import SECOND, parse_time
+from tests.integration.conftest import by_id, expected_run, read_outputs, settings_env
+
+pytestmark = pytest.mark.integration
+
+BIN = Path(sys.executable).parent
+KILLS = 5
+
+
+def start_worker(settings: Settings, *extra: str, **env_overrides: str) -> subprocess.Popen:
+    env = {**settings_env(settings), **env_overrides}
+    return subprocess.Popen([str(BIN / "riskstream"), "--log-level", "WARNING", "worker", *extra],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def snapshot_progress(settings: Settings) -> int:
+    """Input records applied according to the snapshots on disk."""
+    store = SnapshotStore(settings.state_dir / settings.group_id)
+    total = 0
+    for partition in range(settings.partitions):
+        try:
+            snapshot = store.load(partition)
+        except (EOFError, pickle.UnpicklingError):  # pragma: no cover - atomic writes
+            raise AssertionError("a torn snapshot was visible") from None
+        if snapshot is not None:
+            total += sum(snapshot.offsets.values())
+    return total
+
+
+_PROBES = [
+    {"amount_minor": 10.0 ** (1 + index % 6), "amount_to_typical": index / 7, "count_1h": index % 5,
+     "new_merchant": float(index % 2), "hours_since_previous": float(index * 3)}
+    for index in range(40)
+]
+
+
+def fingerprint(engine: RiskEngine) -> dict:
+    """Everything an engine knows, in comparable form (pickle bytes are not canonical)."""
+    users = {}
+    for user_id, state in engine.users.items():
+        fields = dict(zip(state.__slots__, state.__getstate__(), strict=True))
+        fields["windows"] = state.windows.__getstate__()
+        users[user_id] = fields
+    return {
+        "watermark": engine.watermark,
+        "users": users,
+        "expiries": sorted(engine._expiries),
+        "model": [engine.scorer.anomaly.score_one(probe) for probe in _PROBES],
+    }
+
+
+def assert_final_state_equals(settings: Settings, engines: dict[int, RiskEngine]) -> None:
+    store = SnapshotStore(settings.state_dir / settings.group_id)
+    for partition, engine in engines.items():
+        snapshot = store.load(partition)
+        assert snapshot is not None
+        assert fingerprint(snapshot.engine) == fingerprint(engine), f"partition {partition}"
+
+
+@pytest.fixture(scope="module")
+def crash_history() -> DemoHistory:
+    return generate_demo_history(users=2500, months=4, seed=5)
+
+
+def test_kill_9_at_random_points_loses_nothing_and_counts_nothing_twice(
+    settings: Settings, crash_history: DemoHistory, tmp_path: Path
+) -> None:
+    path = tmp_path / "history.jsonl.gz"
+    write_history(crash_history, path)
+    total = replay_files(settings, [path], progress=False).total_sent
+    expected, engines = expected_run(crash_history, settings)
+
+    # Each worker is killed a random moment after its first snapshot: far enough in to have
+    # made progress (not killed while joining), soon enough to leave work for the next one.
+    rng = random.Random(1234)
+    progress = []
+    for _ in range(KILLS):
+        start = snapshot_progress(settings)
+        if start >= total:
+            break
+        worker = start_worker(settings, RISKSTREAM_CHECKPOINT_INTERVAL_S="0.3")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and snapshot_progress(settings) <= start:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.4))
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+        progress.append(snapshot_progress(settings))
+    mid_run = [done for done in progress if 0 < done < total]
+    assert len(mid_run) >= 3, f"too few kills landed mid-run: {progress} of {total}"
+
+    worker = start_worker(settings, "--stop-after-idle", "3")
+    _, stderr = worker.communicate(timeout=180)
+    assert worker.returncode == 0, stderr.decode()[-2000:]
+    assert snapshot_progress(settings) == total
+
+    outputs = read_outputs(settings)
+    received = by_id(outputs)  # duplicates only as same-id, same-content repeats
+    assert received == by_id(expected)
+    assert_final_state_equals(settings, engines)
+    duplicates = len(outputs) - len(received)
+    print(f"\nkills: {len(progress)} at snapshot progress {progress} of {total} records; "
+          f"{len(received)} distinct outputs, {duplicates} same-id repeats")
+
+
+def test_two_workers_in_one_group_give_the_outputs_of_one(
+    settings: Settings, crash_history: DemoHistory, tmp_path: Path
+) -> None:
+    path = tmp_path / "history.jsonl.gz"
+    write_history(crash_history, path)
+    replay_files(settings, [path], progress=False)
+    expected, engines = expected_run(crash_history, settings)
+
+    workers = [start_worker(settings, "--stop-after-idle", "4") for _ in range(2)]
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=180)
+        assert worker.returncode == 0, stderr.decode()[-2000:]
+    assert by_id(read_outputs(settings)) == by_id(expected)
+    assert_final_state_equals(settings, engines)
+
+
+def test_a_throttled_live_replay_gives_the_outputs_of_a_full_speed_one(
+    settings: Settings, small_history: DemoHistory, history_file: Path
+) -> None:
+    expected, _ = expected_run(small_history, settings)
+    times = [parse_time(record["event_time"]) for record in small_history.events]
+    span_s = (max(times) - min(times)) / SECOND
+    speed = span_s / 6.0  # the whole history in about six seconds, with the worker live
+    worker = start_worker(settings, "--stop-after-idle", "4")
+    time.sleep(2.0)  # let it join the group first, so it really consumes while we produce
+    summary = replay_files(settings, [history_file], speed=speed, progress=False)
+    assert summary.seconds > 5.0
+    _, stderr = worker.communicate(timeout=120)
+    assert worker.returncode == 0, stderr.decode()[-2000:]
+    assert by_id(read_outputs(settings)) == by_id(expected)
