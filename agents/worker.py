@@ -34,7 +34,7 @@ from pipeline.deadletter import dead_letter
 from pipeline.engine import RiskEngine
 from pipeline.events import Event, decode_event
 from pipeline.exceptions import InvalidEvent
-from pipeline.ordering import EventTimeAligner
+from pipeline.ordering import UNTIMED, EventTimeAligner
 from pipeline.outputs import Output
 
 __all__ = ["PipelineWorker", "WorkerStats"]
@@ -42,8 +42,6 @@ __all__ = ["PipelineWorker", "WorkerStats"]
 log = logging.getLogger(__name__)
 
 _EVENT_TYPE_OF_TOPIC = {topic: kind for kind, topic in TOPIC_OF_EVENT_TYPE.items()}
-#: Rejected records are released at the head of their topic's queue, ahead of any event time.
-_REJECTED_TIME = -(2**62)
 #: Each input of a partition buffers at most this many poll batches before its fetch pauses.
 _BUFFERED_BATCHES = 4
 
@@ -55,6 +53,9 @@ class WorkerStats:
     dead_letters: int = 0
     outputs: Counter[str] = field(default_factory=Counter)
     checkpoints: int = 0
+    #: Longest wall time one loop iteration spent between two polls (work, sends, snapshots):
+    #: how long the stream can stall behind one batch, bad records included.
+    longest_iteration_s: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
     #: When the first and the last input record arrived: the busy time of a catch-up.
     first_activity: float | None = None
@@ -74,6 +75,7 @@ class WorkerStats:
             "dead_letters": self.dead_letters,
             "outputs": dict(self.outputs),
             "checkpoints": self.checkpoints,
+            "longest_iteration_s": round(self.longest_iteration_s, 3),
         }
 
 
@@ -97,7 +99,8 @@ class PartitionTask:
             self.engine = RiskEngine(settings.risk_config())
             self.offsets = {}
         self.aligner: EventTimeAligner[tuple[ConsumerRecord, Event | _Rejected]] = (
-            EventTimeAligner(list(self.topics), settings.max_task_idle_ms / 1000)
+            EventTimeAligner(list(self.topics), settings.max_task_idle_ms / 1000,
+                             outlier_gap=self.engine.config.max_future_skew)
         )
         #: Next offset expected per input: records below it were applied or are buffered, so a
         #: re-delivery (a prefetch racing a seek, a retried fetch) is ignored, never re-applied.
@@ -123,7 +126,7 @@ class PartitionTask:
                 event: Event | _Rejected = decode_event(event_type, record.value or b"")
                 event_time = event.event_time
             except InvalidEvent as error:
-                event, event_time = _Rejected(error), _REJECTED_TIME
+                event, event_time = _Rejected(error), UNTIMED
             push(topic, event_time, (record, event), now)
         return len(records)
 
@@ -132,13 +135,16 @@ class PartitionTask:
     ) -> list[Output]:
         """Apply up to ``limit`` released records; return the outputs (dead letters included)."""
         outputs: list[Output] = []
-        process = self.engine.process
-        released = self.aligner.pop_ready(now, limit)
-        # A full batch means more may be releasable at once; anything less is waiting for input.
-        self.backlogged = len(released) >= limit
-        if released:
-            self.dirty = True
-        for topic, (record, event) in released:
+        engine = self.engine
+        process, pop_next = engine.process, self.aligner.pop_next
+        released = 0
+        # Records are popped one at a time because the horizon moves with the engine's clock.
+        while released < limit:
+            item = pop_next(now, engine.horizon())
+            if item is None:
+                break
+            released += 1
+            topic, (record, event) = item
             self.offsets[topic] = record.offset + 1
             if not isinstance(event, _Rejected):
                 try:
@@ -154,6 +160,10 @@ class PartitionTask:
                 source_partition=record.partition, source_offset=record.offset,
                 source_key=record.key,
             )))
+        # A full batch means more may be releasable at once; anything less is waiting for input.
+        self.backlogged = released >= limit
+        if released:
+            self.dirty = True
         return outputs
 
     def snapshot(self) -> PartitionSnapshot:
@@ -268,6 +278,9 @@ class PipelineWorker(ConsumerRebalanceListener):
                 if now - last_checkpoint >= settings.checkpoint_interval_s:
                     await self._checkpoint([p for p, t in self.tasks.items() if t.dirty])
                     last_checkpoint = now
+                self.stats.longest_iteration_s = max(
+                    self.stats.longest_iteration_s, time.monotonic() - now
+                )
             if (
                 self.stop_after_idle_s is not None
                 and now - last_activity >= self.stop_after_idle_s

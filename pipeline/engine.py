@@ -54,16 +54,18 @@ class RiskEngine:
     # -- the one entry point --------------------------------------------------------------
     def process(self, event: Event) -> list[Output]:
         """Apply one validated event; raises :class:`InvalidEvent` if it cannot be applied."""
+        # Every check comes before any change: a refused event leaves no trace.
         self._check_time(event.event_time)
         if not isinstance(event, Label):
             self._check_currency(event.currency)
+        event_hash = self._check_new(event)
         outputs = self.advance(event.event_time)
         if isinstance(event, Transaction):
-            outputs.extend(self._purchase(event))
+            outputs.extend(self._purchase(event, event_hash))
         elif isinstance(event, Repayment):
-            outputs.extend(self._repayment(event))
+            outputs.extend(self._repayment(event, event_hash))
         else:
-            outputs.extend(self._label(event))
+            outputs.extend(self._label(event, event_hash))
         return outputs
 
     def advance(self, now: int) -> list[Output]:
@@ -87,6 +89,10 @@ class RiskEngine:
             )
         return outputs
 
+    def horizon(self) -> int | None:
+        """The latest event time accepted now; anything later is refused as ``future``."""
+        return None if self.watermark is None else self.watermark + self.config.max_future_skew
+
     def user(self, user_id: str) -> UserState:
         user = self.users.get(user_id)
         if user is None:
@@ -94,12 +100,9 @@ class RiskEngine:
         return user
 
     # -- event handlers -------------------------------------------------------------------
-    def _purchase(self, tx: Transaction) -> list[Output]:
+    def _purchase(self, tx: Transaction, tx_hash: int) -> list[Output]:
         cfg = self.config
         user = self.user(tx.user_id)
-        tx_hash = id_hash(tx.event_id)
-        if user.windows.holds(tx_hash):
-            raise _duplicate(tx.event_id)
         features = purchase_features(user, tx, cfg)
         scored = self.scorer.explain_one(features)
         available_before = user.available_minor
@@ -161,9 +164,10 @@ class RiskEngine:
             )
         return outputs
 
-    def _repayment(self, repayment: Repayment) -> list[Output]:
+    def _repayment(self, repayment: Repayment, event_hash: int) -> list[Output]:
         cfg = self.config
-        user = self._user_for_once(repayment)
+        user = self.user(repayment.user_id)
+        user.remember_other(event_hash)
         user.balance_minor = max(0, user.balance_minor - repayment.amount_minor)
         if repayment.due_time is None:
             return []
@@ -190,8 +194,9 @@ class RiskEngine:
             )
         ]
 
-    def _label(self, label: Label) -> list[Output]:
-        user = self._user_for_once(label)
+    def _label(self, label: Label, event_hash: int) -> list[Output]:
+        user = self.user(label.user_id)
+        user.remember_other(event_hash)
         hold = user.hold
         if label.kind == "legitimate":
             if hold is None or hold.confirmed:
@@ -235,15 +240,6 @@ class RiskEngine:
         ]
 
     # -- helpers ----------------------------------------------------------------------------
-    def _user_for_once(self, event: Repayment | Label) -> UserState:
-        """The user of a repayment or label, refusing one that was already applied."""
-        user = self.user(event.user_id)
-        event_hash = id_hash(event.event_id)
-        if user.seen_other(event_hash):
-            raise _duplicate(event.event_id)
-        user.remember_other(event_hash)
-        return user
-
     def _release_hold(
         self, user_id: str, user: UserState, now: int, cut_id: str, why: str
     ) -> Output:
@@ -358,6 +354,27 @@ class RiskEngine:
                 f"{format_time(watermark)}",
             )
 
+    def _check_new(self, event: Event) -> int:
+        """Refuse an event this user's state has already applied (a re-delivery).
+
+        Returns the event id's hash, which the user's state keeps to recognise it again.
+        """
+        event_hash = id_hash(event.event_id)
+        user = self.users.get(event.user_id)
+        if user is None:
+            return event_hash
+        seen = (
+            user.windows.holds(event_hash)
+            if isinstance(event, Transaction)
+            else user.seen_other(event_hash)
+        )
+        if seen:
+            raise InvalidEvent(
+                "duplicate",
+                f"event id {event.event_id} was already applied for this user; not counted twice",
+            )
+        return event_hash
+
     def _check_currency(self, currency: str) -> None:
         if currency != self.config.currency:
             raise InvalidEvent(
@@ -365,8 +382,3 @@ class RiskEngine:
                 f"currency {currency} is not the credit line's currency {self.config.currency}",
             )
 
-
-def _duplicate(event_id: str) -> InvalidEvent:
-    return InvalidEvent(
-        "duplicate", f"event id {event_id} was already applied for this user; not counted twice"
-    )

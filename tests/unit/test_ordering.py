@@ -71,3 +71,43 @@ def test_ties_go_to_the_first_listed_source() -> None:
     aligner.set_caught_up("a", True)
     aligner.set_caught_up("b", True)
     assert aligner.pop_ready(now=0.0) == [("a", "a"), ("b", "b")]
+
+
+def _ahead_of_b(head: int, follower: int, caught_up: bool = True) -> EventTimeAligner[str]:
+    """Input a holds ``head`` then ``follower``; input b holds older records (clock ~0)."""
+    aligner: EventTimeAligner[str] = EventTimeAligner(["a", "b"], max_idle_s=0.0,
+                                                      outlier_gap=100)
+    aligner.push("a", head, "head", now=0.0)
+    aligner.push("a", follower, "follower", now=0.0)
+    for time in range(10):
+        aligner.push("b", time, f"b{time}", now=0.0)
+    aligner.set_caught_up("a", caught_up)
+    aligner.set_caught_up("b", True)
+    return aligner
+
+
+def test_a_bogus_clock_is_released_at_once_and_does_not_block_its_input() -> None:
+    aligner = _ahead_of_b(head=10**9, follower=5)
+    released = aligner.pop_ready(now=0.0, horizon=100)
+    assert released[0] == ("a", "head")
+    assert [item for _, item in released[1:]] == [
+        "b0", "b1", "b2", "b3", "b4", "follower", "b5", "b6", "b7", "b8", "b9"]
+
+
+def test_a_head_merely_ahead_of_the_clock_keeps_its_place() -> None:
+    # 150 is beyond the horizon, but its follower is within outlier_gap of it: ordinary order.
+    aligner = _ahead_of_b(head=150, follower=120)
+    released = [item for _, item in aligner.pop_ready(now=0.0, horizon=100)]
+    assert released == [f"b{time}" for time in range(10)] + ["head", "follower"]
+
+
+def test_a_head_beyond_the_horizon_waits_for_its_followers_before_it_is_judged() -> None:
+    aligner: EventTimeAligner[str] = EventTimeAligner(["a", "b"], max_idle_s=0.0,
+                                                      outlier_gap=100)
+    aligner.push("a", 10**9, "head", now=0.0)
+    aligner.push("b", 1, "b1", now=0.0)
+    aligner.set_caught_up("a", False)
+    aligner.set_caught_up("b", True)
+    assert aligner.pop_ready(now=10.0, horizon=100) == []
+    aligner.push("a", 2, "follower", now=10.0)
+    assert aligner.pop_ready(now=10.0, horizon=100)[0] == ("a", "head")
