@@ -32,7 +32,24 @@ def _bootstrap_option(function: Any) -> Any:
     )(function)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+class _Commands(click.Group):
+    """Turns the errors a user can cause (a broker not there, wrong credentials, a bad file)
+    into one clear line and exit status 1 instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from aiokafka.errors import KafkaError as AIOKafkaError
+        from kafka.errors import KafkaError
+
+        from pipeline.exceptions import RiskstreamError
+
+        try:
+            return super().invoke(ctx)
+        except (KafkaError, AIOKafkaError, RiskstreamError, OSError) as error:
+            raise click.ClickException(f"{type(error).__name__}: {error}") from None
+
+
+@click.group(cls=_Commands,
+             context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.option("--log-level", envvar=f"{_ENV}LOG_LEVEL", show_envvar=True, default="INFO",
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), help="Log verbosity.")
 def main(log_level: str) -> None:

@@ -123,3 +123,16 @@ def test_faust_entry_point_runs_the_same_pipeline(
     assert process.returncode == 0, stderr[-2000:]
     snapshots = list((settings.state_dir / settings.group_id).glob("partition-*.snapshot"))
     assert len(snapshots) == settings.partitions
+
+
+def test_wrong_credentials_give_one_clear_error_and_never_show_the_secret(
+    settings: Settings, history_file: Path
+) -> None:
+    env = {**settings_env(settings), "RISKSTREAM_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+           "RISKSTREAM_SASL_USERNAME": "svc", "RISKSTREAM_SASL_PASSWORD": "hunter2-secret"}
+    done = riskstream("--log-level", "DEBUG", "replay", str(history_file), "--no-progress",
+                      env=env)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("Error: KafkaTimeoutError")
+    assert "hunter2-secret" not in done.stdout + done.stderr
