@@ -14,6 +14,7 @@ import click
 import orjson
 
 from agents.settings import Settings
+from pipeline.adapters import FORMATS
 
 __all__ = ["main"]
 
@@ -119,22 +120,61 @@ def worker(bootstrap_servers: str | None, state_dir: Path | None, group_id: str 
 @main.command()
 @_bootstrap_option
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--type", "event_type", type=click.Choice(["transaction", "repayment", "label"]),
+@click.option("--format", "input_format", type=click.Choice(FORMATS), default="riskstream",
+              help="riskstream: the topics' contract (any columns via --map); fdh: the Fraud "
+              "Detection Handbook's transactions; uci-taiwan: the UCI credit-card clients.")
+@click.option("--map", "column_map", metavar="FIELD=COLUMN,...",
+              help="Contract fields from other column names, e.g. user_id=CUSTOMER_ID,"
+              "amount=TX_AMOUNT (amount/balance/credit_limit in major units, exact).")
+@click.option("--type", "event_type",
+              type=click.Choice(["transaction", "repayment", "statement", "label"]),
               help="Event type of records that carry no 'type' field.")
+@click.option("--currency", help="Currency of records that carry none (fdh: CNY, "
+              "uci-taiwan: TWD).")
+@click.option("--timezone", help="Offset given to timestamps without one (UTC, +08:00).")
+@click.option("--label-delay-days", type=float, default=7.0,
+              help="fdh: a fraud's label is known this long after the purchase.")
 @click.option("--speed", type=float, envvar=f"{_ENV}REPLAY_SPEED", show_envvar=True,
               help="Replay at N x real time (event time); default: as fast as possible.")
+@click.option("--rate", type=float, help="At most N events per second.")
 @click.option("--rejects", type=click.Path(path_type=Path), default=Path("rejects.jsonl"),
               envvar=f"{_ENV}REJECTS", show_envvar=True,
               help="Where refused records are appended, with file, line and reason.")
+@click.option("--resume", is_flag=True,
+              help="Skip what an interrupted replay of the same files had acknowledged.")
+@click.option("--progress-file", type=click.Path(path_type=Path),
+              help="Where progress is checkpointed [default: replay-progress.json beside "
+              "the rejects file].")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=20_000,
+              help="Flush and record progress every N events.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def replay(bootstrap_servers: str | None, files: tuple[Path, ...], event_type: str | None,
-           speed: float | None, rejects: Path, no_progress: bool) -> None:
+def replay(bootstrap_servers: str | None, files: tuple[Path, ...], input_format: str,
+           column_map: str | None, event_type: str | None, currency: str | None,
+           timezone: str | None, label_delay_days: float, speed: float | None,
+           rate: float | None, rejects: Path, resume: bool, progress_file: Path | None,
+           checkpoint_every: int, no_progress: bool) -> None:
     """Validate event files (JSONL, CSV, Parquet; .gz) and produce them in event-time order."""
     from agents.replay import replay_files
+    from pipeline.adapters import ColumnMapping
+    from pipeline.history import HistoryOptions
+    from pipeline.timeutil import DAY
 
+    constants = {"currency": currency} if currency and input_format == "riskstream" else {}
+    try:
+        mapping = (
+            ColumnMapping.parse(column_map or "", constants, timezone)
+            if column_map or constants or timezone else None
+        )
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--map") from None
+    options = HistoryOptions(
+        format=input_format, event_type=event_type, mapping=mapping,
+        label_delay=round(label_delay_days * DAY), currency=currency,
+    )
     summary = replay_files(
-        _settings(bootstrap_servers=bootstrap_servers), list(files), event_type=event_type,
-        speed=speed, rejects_path=rejects, progress=not no_progress,
+        _settings(bootstrap_servers=bootstrap_servers), list(files), options=options,
+        speed=speed, rate=rate, rejects_path=rejects, progress_path=progress_file,
+        resume=resume, checkpoint_every=checkpoint_every, progress=not no_progress,
     )
     click.echo(summary.describe())
 

@@ -10,6 +10,7 @@ __all__ = ["DEAD_LETTER", "INPUT_TOPICS", "OUTPUT_TOPICS", "TOPIC_OF_EVENT_TYPE"
 TOPIC_OF_EVENT_TYPE = {
     "transaction": "transactions",
     "repayment": "repayments",
+    "statement": "statements",
     "label": "labels",
 }
 INPUT_TOPICS = tuple(TOPIC_OF_EVENT_TYPE.values())

@@ -12,7 +12,7 @@ import heapq
 from typing import Any
 
 from pipeline.config import RiskConfig
-from pipeline.events import FRAUD_LABEL_KINDS, Event, Label, Repayment, Transaction
+from pipeline.events import FRAUD_LABEL_KINDS, Event, Label, Repayment, Statement, Transaction
 from pipeline.exceptions import InvalidEvent
 from pipeline.features import purchase_features
 from pipeline.money import format_minor
@@ -64,6 +64,8 @@ class RiskEngine:
             outputs.extend(self._purchase(event, event_hash))
         elif isinstance(event, Repayment):
             outputs.extend(self._repayment(event, event_hash))
+        elif isinstance(event, Statement):
+            self._statement(event, event_hash)
         else:
             outputs.extend(self._label(event, event_hash))
         return outputs
@@ -193,6 +195,15 @@ class RiskEngine:
                 cause=repayment.event_id,
             )
         ]
+
+    def _statement(self, statement: Statement, event_hash: int) -> None:
+        """The bill is the issuer's word on what is owed: the balance follows it. Its limit is
+        adopted while riskstream has not moved the limit itself (an opening limit)."""
+        user = self.user(statement.user_id)
+        user.remember_other(event_hash)
+        user.balance_minor = max(0, statement.balance_minor)
+        if statement.credit_limit_minor is not None and user.last_raise_time is None:
+            user.limit_minor = statement.credit_limit_minor
 
     def _label(self, label: Label, event_hash: int) -> list[Output]:
         user = self.user(label.user_id)

@@ -27,6 +27,7 @@ __all__ = [
     "Event",
     "Label",
     "Repayment",
+    "Statement",
     "Transaction",
     "decode_event",
     "event_from_mapping",
@@ -48,8 +49,8 @@ MAX_EVENT_TIME = parse_time("2100-01-01T00:00:00Z")
 
 MAX_ID_LENGTH = 128
 
-EventType = Literal["transaction", "repayment", "label"]
-EVENT_TYPES: tuple[EventType, ...] = ("transaction", "repayment", "label")
+EventType = Literal["transaction", "repayment", "statement", "label"]
+EVENT_TYPES: tuple[EventType, ...] = ("transaction", "repayment", "statement", "label")
 
 #: ``fraud``/``chargeback`` confirm a purchase was not the user's; ``default`` says a bill was
 #: never paid; ``legitimate`` clears a purchase that was questioned.
@@ -88,6 +89,23 @@ class Repayment:
 
 
 @dataclass(slots=True, frozen=True)
+class Statement:
+    """A monthly bill: what the user owes at ``event_time`` (the statement date), due by
+    ``due_time``. ``balance_minor`` is negative when the user has paid in advance.
+    ``credit_limit_minor`` is the limit on the issuer's books, when the source knows it."""
+
+    event_id: str
+    user_id: str
+    balance_minor: int
+    currency: str
+    event_time: int
+    due_time: int
+    credit_limit_minor: int | None = None
+
+    type = "statement"
+
+
+@dataclass(slots=True, frozen=True)
 class Label:
     """A late verdict: ``event_time`` is when the label became known, not when the purchase was."""
 
@@ -100,7 +118,7 @@ class Label:
     type = "label"
 
 
-Event = Transaction | Repayment | Label
+Event = Transaction | Repayment | Statement | Label
 
 
 def decode_event(event_type: str, payload: bytes) -> Event:
@@ -131,7 +149,8 @@ def event_from_mapping(record: dict[str, Any], event_type: str | None = None) ->
             event_id=_identifier(record, "event_id"),
             user_id=_identifier(record, "user_id"),
             merchant_id=_identifier(record, "merchant_id"),
-            amount_minor=_amount(record, "amount_minor"),
+            # Zero is an authorisation check (card verification), not an error.
+            amount_minor=_amount(record, "amount_minor", allow_zero=True),
             currency=_currency(record),
             event_time=_time(record, "event_time"),
             channel=_optional_text(record, "channel"),
@@ -145,6 +164,19 @@ def event_from_mapping(record: dict[str, Any], event_type: str | None = None) ->
             currency=_currency(record),
             event_time=_time(record, "event_time"),
             due_time=_time(record, "due_time") if record.get("due_time") is not None else None,
+        )
+    if kind == "statement":
+        limit = record.get("credit_limit_minor")
+        return Statement(
+            event_id=_identifier(record, "event_id"),
+            user_id=_identifier(record, "user_id"),
+            balance_minor=_amount(record, "balance_minor", signed=True),
+            currency=_currency(record),
+            event_time=_time(record, "event_time"),
+            due_time=_time(record, "due_time"),
+            credit_limit_minor=(
+                _amount(record, "credit_limit_minor") if limit is not None else None
+            ),
         )
     if kind == "label":
         label_kind = record.get("kind")
@@ -212,7 +244,9 @@ def _optional_text(record: dict[str, Any], field: str) -> str | None:
     return sys.intern(value)
 
 
-def _amount(record: dict[str, Any], field: str) -> int:
+def _amount(
+    record: dict[str, Any], field: str, *, signed: bool = False, allow_zero: bool = False
+) -> int:
     value = _required(record, field)
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and not math.isfinite(value):
@@ -221,9 +255,12 @@ def _amount(record: dict[str, Any], field: str) -> int:
             "wrong-type",
             f"{field} must be an integer number of minor units, got {type(value).__name__}",
         )
-    if value <= 0:
-        raise InvalidEvent("invalid-value", f"{field} must be positive, got {value}")
-    if value > MAX_AMOUNT_MINOR:
+    if not signed and (value < 0 or (value == 0 and not allow_zero)):
+        raise InvalidEvent(
+            "invalid-value",
+            f"{field} must be {'non-negative' if allow_zero else 'positive'}, got {value}",
+        )
+    if abs(value) > MAX_AMOUNT_MINOR:
         raise InvalidEvent("invalid-value", f"{field} {value} exceeds {MAX_AMOUNT_MINOR}")
     return value
 

@@ -48,7 +48,7 @@ class AnomalyScorer:
     @staticmethod
     def transform(x: Features) -> dict[str, float]:
         return {
-            "amount": min(math.log10(x["amount_minor"]) / 8.0, 1.0),
+            "amount": min(math.log10(max(x["amount_minor"], 1.0)) / 8.0, 1.0),
             "to_typical": _squash(x["amount_to_typical"], 3.0),
             "velocity": _squash(x["count_1h"] - 1.0, 3.0),
             "new_merchant": x["new_merchant"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,8 +39,13 @@ class SourceRecord:
     item: Event | Rejection
 
 
-def read_events(path: Path, event_type: str | None = None) -> Iterator[SourceRecord]:
-    """Yield every record of ``path`` in file order. ``event_type`` fills a missing ``type``."""
+def read_events(
+    path: Path,
+    event_type: str | None = None,
+    transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> Iterator[SourceRecord]:
+    """Yield every record of ``path`` in file order. ``event_type`` fills a missing ``type``;
+    ``transform`` (a column mapping) turns each row into the contract's fields first."""
     name = path.name.lower()
     if name.endswith(".parquet"):
         rows = _parquet_rows(path)
@@ -55,6 +60,8 @@ def read_events(path: Path, event_type: str | None = None) -> Iterator[SourceRec
         if isinstance(record, InvalidEvent):
             yield SourceRecord(source, line, Rejection(record, original))
             continue
+        if transform is not None:
+            record = transform(record)
         if event_type is not None and "type" not in record:
             record["type"] = event_type
         try:

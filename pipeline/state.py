@@ -83,7 +83,7 @@ class UserState:
 
     def update_baseline(self, amount_minor: int, alpha: float) -> None:
         """Exponentially weighted mean and variance of log-amount (plain mean while young)."""
-        value = math.log(amount_minor)
+        value = math.log(amount_minor or 1)  # a zero authorisation counts as the smallest
         self.baseline_count += 1
         weight = max(alpha, 1.0 / self.baseline_count)
         diff = value - self.baseline_mean
@@ -94,7 +94,7 @@ class UserState:
     def deviation(self, amount_minor: int, min_std: float) -> float:
         """z-score of this amount's log against the user's baseline."""
         std = max(math.sqrt(self.baseline_var), min_std)
-        return (math.log(amount_minor) - self.baseline_mean) / std
+        return (math.log(amount_minor or 1) - self.baseline_mean) / std
 
     def __getstate__(self) -> tuple:
         return tuple(

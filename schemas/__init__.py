@@ -15,6 +15,7 @@ __all__ = ["SCHEMA_TOPICS", "load_schema"]
 SCHEMA_TOPICS = (
     "transactions",
     "repayments",
+    "statements",
     "labels",
     "alerts",
     "limit-adjustments",

@@ -55,7 +55,6 @@ CORRUPTIONS: dict[str, Corruption] = {
     "missing-time": lambda r, rng: (_without(r, "event_time"), "missing-field"),
     "negative-amount": lambda r, rng: (_with(r, amount_minor=-rng.randrange(1, 10**6)),
                                        "invalid-value"),
-    "zero-amount": lambda r, rng: (_with(r, amount_minor=0), "invalid-value"),
     "huge-amount": lambda r, rng: (_with(r, amount_minor=10**15), "invalid-value"),
     "unknown-currency": lambda r, rng: (_with(r, currency="XXX"), "unknown-currency"),
     "other-currency": lambda r, rng: (_with(r, currency="USD"), "currency-mismatch"),
@@ -72,7 +71,7 @@ CORRUPTIONS: dict[str, Corruption] = {
 }
 #: Corruptions of fields only purchases and repayments have (a label ignores them).
 MONEY_CORRUPTIONS = frozenset({"amount-as-text", "amount-as-float", "negative-amount",
-                               "zero-amount", "huge-amount", "unknown-currency", "other-currency"})
+                               "huge-amount", "unknown-currency", "other-currency"})
 
 
 def _mixed(history: DemoHistory, rng: random.Random) -> tuple[list[tuple[Record, bytes]], Counter]:

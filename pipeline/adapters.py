@@ -1,0 +1,293 @@
+"""Other people's histories as riskstream events: a general column mapping and two adapters.
+
+- :class:`ColumnMapping` renames the columns of any CSV or Parquet file to the contract's
+  fields (``--map user_id=CUSTOMER_ID,...``), converting amounts in major units exactly.
+- :func:`read_fdh` reads the Fraud Detection Handbook's transactions (Le Borgne et al.):
+  customer -> user, terminal -> merchant, and each ``TX_FRAUD`` row -> a ``fraud`` label
+  released ``label_delay`` after the purchase, as the handbook's protocol assumes.
+- :func:`read_uci_taiwan` reads the UCI "default of credit card clients" table: each client's
+  six monthly statements and payments, in month order, and the next month's default as a late
+  label.
+
+Every adapter yields :class:`~pipeline.sources.SourceRecord` in event-time order, validated by
+the same code as any other input, so rejections keep their file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipeline.events import event_from_mapping
+from pipeline.exceptions import InvalidEvent
+from pipeline.money import to_minor
+from pipeline.sources import Rejection, SourceRecord, read_events
+from pipeline.timeutil import DAY, format_time, parse_time
+
+__all__ = ["FORMATS", "ColumnMapping", "read_fdh", "read_source", "read_uci_taiwan"]
+
+#: The ``--format`` names: the contract itself, and the two adapters.
+FORMATS = ("riskstream", "fdh", "uci-taiwan")
+
+#: Fields given in major units by a mapping, and the minor-unit field each becomes.
+_MAJOR_UNIT_FIELDS = {
+    "amount": "amount_minor",
+    "balance": "balance_minor",
+    "credit_limit": "credit_limit_minor",
+}
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Contract field <- source column, plus constants for what the source does not carry.
+
+    >>> mapping = ColumnMapping.parse("user_id=CUSTOMER_ID,amount=TX_AMOUNT,event_time=WHEN",
+    ...                               constants={"currency": "USD"}, timezone="+08:00")
+    >>> row = {"CUSTOMER_ID": 7, "TX_AMOUNT": 57.16, "WHEN": "2018-04-01 08:00:31"}
+    >>> mapping.apply(row)["amount_minor"], mapping.apply(row)["event_time"]
+    (5716, '2018-04-01T08:00:31+08:00')
+    """
+
+    fields: tuple[tuple[str, str], ...]
+    constants: tuple[tuple[str, Any], ...] = ()
+    #: Offset given to timestamps that have none ("Z", "+08:00"); None leaves them refused.
+    timezone: str | None = None
+
+    @classmethod
+    def parse(
+        cls, text: str, constants: dict[str, Any] | None = None, timezone: str | None = None
+    ) -> ColumnMapping:
+        pairs = []
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            field, sep, column = item.partition("=")
+            if not sep or not field.strip() or not column.strip():
+                raise ValueError(f"--map entry {item!r} is not FIELD=COLUMN")
+            pairs.append((field.strip(), column.strip()))
+        if timezone is not None and timezone.upper() in ("UTC", "Z"):
+            timezone = "Z"
+        return cls(tuple(pairs), tuple((constants or {}).items()), timezone)
+
+    def apply(self, row: dict[str, Any]) -> dict[str, Any]:
+        record: dict[str, Any] = dict(self.constants)
+        for field, column in self.fields:
+            value = row.get(column)
+            if value is None or value == "":
+                continue
+            if field in _MAJOR_UNIT_FIELDS:
+                field, value = _MAJOR_UNIT_FIELDS[field], self._minor(value, record)
+            elif field.endswith("_time"):
+                value = self._time(value)
+            record[field] = value
+        return record
+
+    @staticmethod
+    def _minor(value: Any, record: dict[str, Any]) -> Any:
+        currency = record.get("currency")
+        try:
+            # repr() of a float is its shortest exact decimal form: 57.16 -> "57.16".
+            return to_minor(Decimal(repr(value) if isinstance(value, float) else str(value)),
+                            currency if isinstance(currency, str) else "CNY")
+        except (InvalidOperation, KeyError, ValueError):
+            return value  # the validator names what is wrong with it
+
+    def _time(self, value: Any) -> Any:
+        if isinstance(value, datetime):
+            if value.tzinfo is not None:
+                return value.isoformat()
+            value = value.isoformat()
+        if isinstance(value, str) and self.timezone is not None:
+            text = value.strip().replace(" ", "T", 1)
+            try:
+                if datetime.fromisoformat(text).tzinfo is None:
+                    return text + self.timezone
+            except ValueError:
+                return value
+        return value
+
+
+def read_source(
+    path: Path,
+    format: str = "riskstream",
+    *,
+    event_type: str | None = None,
+    mapping: ColumnMapping | None = None,
+    label_delay: int = 7 * DAY,
+    currency: str | None = None,
+) -> Iterator[SourceRecord]:
+    """Every record of one input file, in the file's own order, by its ``format``."""
+    if format == "fdh":
+        return read_fdh(path, label_delay, currency or "CNY")
+    if format == "uci-taiwan":
+        return read_uci_taiwan(path, currency or "TWD")
+    if format != "riskstream":
+        raise ValueError(f"unknown format {format!r}; known: {', '.join(FORMATS)}")
+    return read_events(path, event_type, mapping.apply if mapping is not None else None)
+
+
+def _validated(path: str, line: int, record: dict[str, Any]) -> SourceRecord:
+    try:
+        return SourceRecord(path, line, event_from_mapping(record))
+    except InvalidEvent as error:
+        return SourceRecord(path, line, Rejection(error, orjson.dumps(record)))
+
+
+# -- the Fraud Detection Handbook -------------------------------------------------------------
+
+_FDH_COLUMNS = ["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT",
+                "TX_FRAUD"]
+
+
+def fdh_transaction_record(
+    transaction_id: int, micros: int, customer: int, terminal: int, amount: float, currency: str
+) -> dict[str, Any]:
+    """One handbook row as a transaction record: ids as they are, the amount exact in cents."""
+    return {
+        "type": "transaction",
+        "event_id": str(transaction_id),
+        "user_id": str(customer),
+        "merchant_id": str(terminal),
+        "amount_minor": to_minor(Decimal(repr(amount)), currency),
+        "currency": currency,
+        "event_time": format_time(micros),
+    }
+
+
+def read_fdh(
+    path: Path, label_delay: int = 7 * DAY, currency: str = "CNY"
+) -> Iterator[SourceRecord]:
+    """The handbook's transactions, and a fraud label ``label_delay`` after each fraud.
+
+    The file's ``TX_DATETIME`` is naive and read as UTC (the simulator has no time zone).
+    Labels are merged in by release time; at equal times a label comes first. Memory is
+    bounded by the labels still to release (the frauds of one ``label_delay``).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = str(path)
+    pending: list[tuple[int, int, dict[str, Any]]] = []  # (release time, line, label)
+    line = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536, columns=_FDH_COLUMNS):
+        times = batch.column("TX_DATETIME").cast(pa.timestamp("us")).cast(pa.int64()).to_pylist()
+        columns = zip(
+            batch.column("TRANSACTION_ID").to_pylist(), times,
+            batch.column("CUSTOMER_ID").to_pylist(), batch.column("TERMINAL_ID").to_pylist(),
+            batch.column("TX_AMOUNT").to_pylist(), batch.column("TX_FRAUD").to_pylist(),
+            strict=True,
+        )
+        for transaction_id, micros, customer, terminal, amount, fraud in columns:
+            line += 1
+            while pending and pending[0][0] <= micros:
+                _, label_line, label = heapq.heappop(pending)
+                yield _validated(source, label_line, label)
+            yield _validated(source, line, fdh_transaction_record(
+                transaction_id, micros, customer, terminal, amount, currency))
+            if fraud:
+                released = micros + label_delay
+                heapq.heappush(pending, (released, line, {
+                    "type": "label",
+                    "event_id": f"{transaction_id}-fraud",
+                    "user_id": str(customer),
+                    "kind": "fraud",
+                    "transaction_id": str(transaction_id),
+                    "event_time": format_time(released),
+                }))
+    while pending:
+        _, label_line, label = heapq.heappop(pending)
+        yield _validated(source, label_line, label)
+
+
+# -- UCI Taiwan credit-card clients -------------------------------------------------------------
+
+#: The table's six months, oldest first, with the suffix of their columns: bills and payments
+#: use 6..1 (April..September 2005); repayment status uses 6..2 and 0.
+UCI_MONTHS = ((2005, 4, "6", "6"), (2005, 5, "5", "5"), (2005, 6, "4", "4"),
+              (2005, 7, "3", "3"), (2005, 8, "2", "2"), (2005, 9, "1", "0"))
+_TAIWAN = "+08:00"
+#: Statement on the 1st, due on the 20th; a payment is placed on the 15th when the month's
+#: repayment status says it was paid duly (status <= 0), else on the 28th, after the due date.
+_STATEMENT_DAY, _DUE_DAY, _ON_TIME_DAY, _LATE_DAY = 1, 20, 15, 28
+#: The default is known once the October bill is past due plus this grace.
+UCI_DEFAULT_GRACE = 30 * DAY
+
+
+def _uci_time(year: int, month: int, day: int, clock: str = "00:00:00") -> str:
+    return f"{year:04d}-{month:02d}-{day:02d}T{clock}{_TAIWAN}"
+
+
+def read_uci_taiwan(path: Path, currency: str = "TWD") -> Iterator[SourceRecord]:
+    """Statements, repayments and default labels of every client, month by month.
+
+    A month's statement carries ``BILL_AMT`` as its balance and ``LIMIT_BAL`` as the limit; a
+    month with ``PAY_AMT`` > 0 has one repayment of it, due on the statement's due date.
+    Amounts are whole New Taiwan dollars, kept exactly in minor units.
+    """
+    source = str(path)
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        clients = [(reader.line_num, row) for row in reader]
+    for year, month, money, status in UCI_MONTHS:
+        due = _uci_time(year, month, _DUE_DAY, "23:59:59")
+        statements, on_time, late = [], [], []
+        for line, row in clients:
+            client = row.get("ID", "")
+            statements.append(_validated(source, line, {
+                "type": "statement",
+                "event_id": f"uci-{client}-{year}{month:02d}-statement",
+                "user_id": f"uci-{client}",
+                "balance_minor": _whole_dollars(row.get(f"BILL_AMT{money}"), currency),
+                "credit_limit_minor": _whole_dollars(row.get("LIMIT_BAL"), currency),
+                "currency": currency,
+                "event_time": _uci_time(year, month, _STATEMENT_DAY),
+                "due_time": due,
+            }))
+            paid = _whole_dollars(row.get(f"PAY_AMT{money}"), currency)
+            if paid == 0:
+                continue
+            duly = _integer(row.get(f"PAY_{status}"), 0) <= 0
+            (on_time if duly else late).append(_validated(source, line, {
+                "type": "repayment",
+                "event_id": f"uci-{client}-{year}{month:02d}-payment",
+                "user_id": f"uci-{client}",
+                "amount_minor": paid,
+                "currency": currency,
+                "event_time": _uci_time(year, month, _ON_TIME_DAY if duly else _LATE_DAY),
+                "due_time": due,
+            }))
+        yield from statements
+        yield from on_time
+        yield from late
+    known = format_time(parse_time(_uci_time(2005, 10, _DUE_DAY, "23:59:59")) + UCI_DEFAULT_GRACE)
+    for line, row in clients:
+        if _integer(row.get("default.payment.next.month"), 0) == 1:
+            client = row.get("ID", "")
+            yield _validated(source, line, {
+                "type": "label", "event_id": f"uci-{client}-default",
+                "user_id": f"uci-{client}", "kind": "default", "event_time": known,
+            })
+
+
+def _integer(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text not in (None, "") else default
+    except ValueError:
+        return default
+
+
+def _whole_dollars(text: str | None, currency: str) -> Any:
+    """Whole (possibly negative) dollars as minor units; anything else is left for the
+    validator to refuse by name."""
+    if text is None or text == "":
+        return None
+    try:
+        return to_minor(Decimal(text), currency)
+    except InvalidOperation:
+        return text
