@@ -209,6 +209,30 @@ def alerts(bootstrap_servers: str | None, user: str | None, min_severity: str | 
 
 
 @main.command()
+@click.option("--users", default=10_000, show_default=True, help="Users to simulate.")
+@click.option("--months", default=3, show_default=True, help="Months of history.")
+@click.option("--seed", default=1, show_default=True, help="Same seed, byte-identical output.")
+@click.option("--start", default="2026-01-01", show_default=True, help="First day (UTC).")
+@click.option("--out", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("simulation"), show_default=True, help="Output directory.")
+@click.option("--format", "output_format", type=click.Choice(["jsonl", "parquet"]),
+              default="jsonl", show_default=True, help="events/users .jsonl.gz or .parquet.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def simulate(users: int, months: int, seed: int, start: str, directory: Path,
+             output_format: str, no_progress: bool) -> None:
+    """Simulate a credit line's history: profiles, bills, repayments, fraud, late labels."""
+    from agents.simulate import write_simulation
+    from pipeline.simulator import SimulationConfig
+
+    try:
+        config = SimulationConfig(users=users, months=months, seed=seed, start=start)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    summary = write_simulation(config, directory, output_format, progress=not no_progress)
+    click.echo(summary.describe())
+
+
+@main.command()
 @click.option("--users", default=3000, help="Users in the generated history.")
 @click.option("--months", default=4, help="Months of history.")
 @click.option("--seed", default=7, help="Random seed (same seed, same history).")

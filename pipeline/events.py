@@ -70,6 +70,7 @@ class Transaction:
     event_time: int
     channel: str | None = None
     device_id: str | None = None
+    merchant_category: str | None = None
 
     type = "transaction"
 
@@ -155,6 +156,7 @@ def event_from_mapping(record: dict[str, Any], event_type: str | None = None) ->
             event_time=_time(record, "event_time"),
             channel=_optional_text(record, "channel"),
             device_id=_optional_text(record, "device_id"),
+            merchant_category=_optional_text(record, "merchant_category"),
         )
     if kind == "repayment":
         return Repayment(
