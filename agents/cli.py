@@ -209,6 +209,30 @@ def alerts(bootstrap_servers: str | None, user: str | None, min_severity: str | 
 
 
 @main.command()
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=Path("../shared/data/fdh_dev_2018-04-01_2018-09-04.parquet"),
+              show_default=True, help="The Fraud Detection Handbook's transactions (Parquet).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("evaluation"), show_default=True, help="Where the report goes.")
+@click.option("--bootstrap", "bootstrap_servers",
+              help="Use this Kafka cluster instead of starting the embedded broker.")
+@click.option("--published", type=click.Path(dir_okay=False, path_type=Path),
+              help="The handbook's published results (CSV) to print beside ours "
+              "[default: fdh_published_ch3_baseline.csv beside --data].")
+def evaluate(data: Path, out: Path, bootstrap_servers: str | None,
+             published: Path | None) -> None:
+    """Replay the handbook's history through the broker and worker and measure the scores."""
+    from agents.evaluate import evaluate_handbook
+
+    result = evaluate_handbook(data, out, bootstrap_servers, published)
+    metrics = result.metrics
+    click.echo(f"AUC ROC {metrics['auc_roc']:.3f}, Average Precision "
+               f"{metrics['average_precision']:.3f}, Card Precision@100 "
+               f"{metrics['card_precision_at_100']:.3f} on {metrics['test_transactions']:,} "
+               f"test transactions -> {result.report}")
+
+
+@main.command()
 @click.option("--users", default=10_000, show_default=True, help="Users to simulate.")
 @click.option("--months", default=3, show_default=True, help="Months of history.")
 @click.option("--seed", default=1, show_default=True, help="Same seed, byte-identical output.")

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
         0.8, gt=0, le=1, description="Score at which an alert also cuts available credit."
     )
 
+    emit_scores: bool = Field(
+        False, description="Also write every purchase's score to the scores topic (evaluation)."
+    )
+
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
@@ -95,6 +99,7 @@ class Settings(BaseSettings):
             default_limit_minor=self.default_limit_minor,
             alert_threshold=self.alert_threshold,
             cut_threshold=self.cut_threshold,
+            emit_scores=self.emit_scores,
         )
 
     def ssl_context(self) -> ssl.SSLContext | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.outputs import ALERTS, LIMIT_ADJUSTMENTS
+from pipeline.outputs import ALERTS, LIMIT_ADJUSTMENTS, SCORES
 
 __all__ = ["DEAD_LETTER", "INPUT_TOPICS", "OUTPUT_TOPICS", "TOPIC_OF_EVENT_TYPE"]
 
@@ -15,4 +15,4 @@ TOPIC_OF_EVENT_TYPE = {
 }
 INPUT_TOPICS = tuple(TOPIC_OF_EVENT_TYPE.values())
 DEAD_LETTER = "dead-letter"
-OUTPUT_TOPICS = (ALERTS, LIMIT_ADJUSTMENTS, DEAD_LETTER)
+OUTPUT_TOPICS = (ALERTS, LIMIT_ADJUSTMENTS, SCORES, DEAD_LETTER)

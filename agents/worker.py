@@ -29,7 +29,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from agents.kafka import client_config, ensure_topics
 from agents.settings import Settings
 from agents.snapshots import PartitionSnapshot, SnapshotStore
-from agents.topics import DEAD_LETTER, INPUT_TOPICS, TOPIC_OF_EVENT_TYPE
+from agents.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, TOPIC_OF_EVENT_TYPE
 from pipeline.deadletter import dead_letter
 from pipeline.engine import RiskEngine
 from pipeline.events import Event, decode_event
@@ -184,7 +184,7 @@ class PipelineWorker(ConsumerRebalanceListener):
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._output_topics = {
-            name: settings.topic(name) for name in ("alerts", "limit-adjustments", DEAD_LETTER)
+            name: settings.topic(name) for name in OUTPUT_TOPICS
         }
 
     def stop(self) -> None:

@@ -62,6 +62,19 @@ class RiskConfig:
     #: Limits move in whole steps of this many minor units (CNY 100.00).
     limit_granularity_minor: int = 10_000
 
+    # -- late labels: merchant risk and the supervised model ---------------------------------
+    #: Labels are taken as known this long after a purchase (the Fraud Detection Handbook's
+    #: protocol): merchant risk windows end this long before the purchase being scored, and a
+    #: purchase with no fraud label by then is learned as legitimate.
+    label_delay: int = 7 * DAY
+    #: Share of legitimate purchases the supervised model learns from (fraud is under 1 %).
+    negative_share: float = 0.1
+    #: Weight of the supervised fraud probability in the score, once the model is warm.
+    supervised_weight: float = 1.0
+
+    #: Emit every purchase's score to the ``scores`` stream (evaluation; costs throughput).
+    emit_scores: bool = False
+
     # -- event time -----------------------------------------------------------------------
     #: Events older than the partition's event-time watermark by more than this are
     #: dead-lettered as late. Windows are exact for anything accepted.

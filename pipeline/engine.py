@@ -9,20 +9,34 @@ workers and one worker, and a restart from a snapshot all produce the same recor
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from typing import Any
 
 from pipeline.config import RiskConfig
 from pipeline.events import FRAUD_LABEL_KINDS, Event, Label, Repayment, Statement, Transaction
 from pipeline.exceptions import InvalidEvent
 from pipeline.features import purchase_features
+from pipeline.learning import PendingLabels
+from pipeline.merchants import MERCHANT_SPANS, MerchantActivity
 from pipeline.money import format_minor
-from pipeline.outputs import ALERTS, LIMIT_ADJUSTMENTS, AdjustmentKind, Output, stable_id
+from pipeline.outputs import (
+    ALERTS,
+    LIMIT_ADJUSTMENTS,
+    SCORES,
+    AdjustmentKind,
+    Output,
+    stable_id,
+)
 from pipeline.policy import cut_amount, raise_limit, severity
 from pipeline.scoring import RiskScorer, Scored
 from pipeline.state import Hold, UserState, id_hash
 from pipeline.timeutil import HOUR, format_time
 
-__all__ = ["RiskEngine"]
+__all__ = ["PurchaseObserver", "RiskEngine"]
+
+#: Called with every purchase, its features and its score: how evaluation and the feature
+#: parity check see what the engine saw, through the very code the worker runs.
+PurchaseObserver = Callable[[Transaction, dict[str, float], Scored], None]
 
 #: Features copied into each alert so an analyst sees what the score saw.
 _ALERT_FEATURES = (
@@ -47,9 +61,20 @@ class RiskEngine:
         self.config = config if config is not None else RiskConfig()
         self.scorer = scorer if scorer is not None else RiskScorer(self.config)
         self.users: dict[str, UserState] = {}
+        #: Merchant-side activity of the purchases this engine sees (see README, "Topology").
+        self.merchants: dict[str, MerchantActivity] = {}
         #: Highest event time applied so far; drives expiries and the lateness policy.
         self.watermark: int | None = None
         self._expiries: list[tuple[int, str, str]] = []
+        self._merchant_reach = self.config.label_delay + max(MERCHANT_SPANS.values())
+        self.observer: PurchaseObserver | None = None
+        #: Purchases whose label is not known yet, with the supervised model's inputs.
+        self.pending_labels = PendingLabels(self.config.label_delay, self.config.negative_share)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["observer"] = None  # a process-local hook, never part of a snapshot
+        return state
 
     # -- the one entry point --------------------------------------------------------------
     def process(self, event: Event) -> list[Output]:
@@ -74,6 +99,9 @@ class RiskEngine:
         """Move event time to ``now`` and restore every cut that has expired by then."""
         if self.watermark is None or now > self.watermark:
             self.watermark = now
+            learn_label = self.scorer.learn_label
+            for inputs in self.pending_labels.matured(now):
+                learn_label(inputs, False)
         outputs: list[Output] = []
         expiries = self._expiries
         while expiries and expiries[0][0] <= now:
@@ -105,11 +133,23 @@ class RiskEngine:
     def _purchase(self, tx: Transaction, tx_hash: int) -> list[Output]:
         cfg = self.config
         user = self.user(tx.user_id)
-        features = purchase_features(user, tx, cfg)
+        merchant = self.merchants.get(tx.merchant_id)
+        if merchant is None:
+            merchant = self.merchants[tx.merchant_id] = MerchantActivity()
+        features = purchase_features(user, tx, cfg, merchant)
         scored = self.scorer.explain_one(features)
+        if self.observer is not None:
+            self.observer(tx, features, scored)
         available_before = user.available_minor
         user.balance_minor += tx.amount_minor
         outputs: list[Output] = []
+        if cfg.emit_scores:
+            outputs.append(Output(SCORES, tx.user_id, {
+                "transaction_id": tx.event_id, "user_id": tx.user_id,
+                "event_time": format_time(tx.event_time), "score": scored.score,
+                "supervised": scored.supervised, "deviation": scored.deviation,
+                "anomaly": scored.anomaly, "velocity": scored.velocity,
+            }))
         if scored.score >= cfg.alert_threshold:
             outputs.extend(self._alert(tx, user, features, scored, available_before))
         else:
@@ -119,7 +159,11 @@ class RiskEngine:
         # Keep what a purchase up to the allowed lateness behind the clock still needs.
         assert self.watermark is not None
         user.windows.evict(self.watermark - cfg.allowed_lateness)
+        merchant.add(tx.event_time, tx_hash)
+        merchant.evict(self.watermark - cfg.allowed_lateness - self._merchant_reach)
         self.scorer.learn_one(features)
+        if scored.inputs is not None:
+            self.pending_labels.add(tx.event_time, tx_hash, scored.inputs)
         return outputs
 
     def _alert(
@@ -221,6 +265,7 @@ class RiskEngine:
             ]
         if label.kind in FRAUD_LABEL_KINDS:
             user.fraud_confirmed = True
+            self._confirm_fraud(user, label)
             what = f"{label.kind} confirmed by label {label.event_id}"
         else:
             user.defaulted = True
@@ -251,6 +296,19 @@ class RiskEngine:
         ]
 
     # -- helpers ----------------------------------------------------------------------------
+    def _confirm_fraud(self, user: UserState, label: Label) -> None:
+        """Learn from a confirmed fraud, and count it in its merchant's risk, while the
+        purchase is still held."""
+        if label.transaction_id is None:
+            return
+        tx_hash = id_hash(label.transaction_id)
+        inputs = self.pending_labels.confirm(tx_hash)
+        if inputs is not None:
+            self.scorer.learn_label(inputs, True)
+        found = user.windows.find(tx_hash)
+        if found is not None and found[1] in self.merchants:
+            self.merchants[found[1]].mark_fraud(found[0], tx_hash)
+
     def _release_hold(
         self, user_id: str, user: UserState, now: int, cut_id: str, why: str
     ) -> Output:

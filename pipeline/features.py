@@ -6,17 +6,22 @@ import math
 
 from pipeline.config import RiskConfig
 from pipeline.events import Transaction
+from pipeline.merchants import MERCHANT_SPANS, MerchantActivity
 from pipeline.state import UserState
 from pipeline.timeutil import DAY, HOUR, to_datetime
 from pipeline.windows import WINDOW_SPANS
 
 __all__ = ["purchase_features"]
 
-_NIGHT_END_HOUR = 6  # 00:00-05:59 UTC counts as night, as in the Fraud Detection Handbook.
+#: 00:00-06:59 UTC counts as night: the Fraud Detection Handbook's code tests ``hour <= 6``.
+_LAST_NIGHT_HOUR = 6
 
 
-def purchase_features(user: UserState, tx: Transaction, config: RiskConfig) -> dict[str, float]:
-    """Window statistics including this purchase, and its deviation from the user's habits.
+def purchase_features(
+    user: UserState, tx: Transaction, config: RiskConfig, merchant: MerchantActivity | None = None
+) -> dict[str, float]:
+    """Window statistics including this purchase, its deviation from the user's habits, and
+    its merchant's known fraud risk.
 
     Must be called *before* the purchase is added to ``user`` (score before learning): the
     windows here include the purchase arithmetically, the baseline does not include it at all.
@@ -50,7 +55,12 @@ def purchase_features(user: UserState, tx: Transaction, config: RiskConfig) -> d
         features["amount_z"] = 0.0
         features["amount_to_typical"] = 1.0
     moment = to_datetime(now)
-    features["night"] = 1.0 if moment.hour < _NIGHT_END_HOUR else 0.0
+    features["night"] = 1.0 if moment.hour <= _LAST_NIGHT_HOUR else 0.0
     features["weekend"] = 1.0 if moment.weekday() >= 5 else 0.0
     features["hour"] = float(moment.hour)
+    delay = config.label_delay
+    for name, span in MERCHANT_SPANS.items():
+        count, frauds = merchant.counts(now, delay, span) if merchant is not None else (0, 0)
+        features[f"merchant_count_{name}"] = float(count)
+        features[f"merchant_risk_{name}"] = frauds / count if count else 0.0
     return features

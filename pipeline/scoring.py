@@ -6,12 +6,14 @@ The engine always scores a purchase before learning from it.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Mapping
 from typing import Protocol
 
 from river import anomaly
 
 from pipeline.config import RiskConfig
+from pipeline.learning import FraudClassifier, model_inputs
 
 __all__ = ["AnomalyScorer", "RiskScorer", "Scored", "Scorer"]
 
@@ -63,40 +65,55 @@ class AnomalyScorer:
 
 
 class Scored:
-    """A score with the parts it was made of, for the reasons attached to an alert."""
+    """A score with the parts it was made of, for the reasons attached to an alert, and the
+    supervised model's inputs, kept until the purchase's label is known."""
 
-    __slots__ = ("anomaly", "deviation", "score", "velocity")
+    __slots__ = ("anomaly", "deviation", "inputs", "score", "supervised", "velocity")
 
-    def __init__(self, score: float, deviation: float, anomaly: float, velocity: float):
+    def __init__(self, score: float, deviation: float, anomaly: float, velocity: float,
+                 supervised: float = 0.0, inputs: array | None = None):
         self.score = score
         self.deviation = deviation
         self.anomaly = anomaly
         self.velocity = velocity
+        self.supervised = supervised
+        self.inputs = inputs
 
 
 class RiskScorer:
-    """Deviation from the user's own baseline, velocity and an online anomaly model,
-    combined as a noisy-OR: each part alone can push the score up, none can pull it down.
+    """Deviation from the user's own baseline, velocity, an online anomaly model and a
+    classifier learned from late labels, combined as a noisy-OR: each part alone can push the
+    score up, none can pull it down. The classifier also sees the other parts as inputs.
     """
 
-    def __init__(self, config: RiskConfig, anomaly_scorer: AnomalyScorer | None = None):
+    def __init__(self, config: RiskConfig, anomaly_scorer: AnomalyScorer | None = None,
+                 classifier: FraudClassifier | None = None):
         self.config = config
         self.anomaly = anomaly_scorer if anomaly_scorer is not None else AnomalyScorer()
+        self.classifier = classifier if classifier is not None else FraudClassifier()
 
     def explain_one(self, x: Features) -> Scored:
         cfg = self.config
         deviation = _sigmoid(1.5 * (x["amount_z"] - cfg.deviation_z_midpoint))
         velocity = _sigmoid(x["count_1h"] - cfg.velocity_midpoint_1h)
         anomaly_score = self.anomaly.score_one(x)
+        inputs = model_inputs(x, deviation, velocity, anomaly_score)
+        supervised = self.classifier.score_one(inputs)
         keep = (
             (1.0 - deviation)
             * (1.0 - cfg.anomaly_weight * anomaly_score)
             * (1.0 - cfg.velocity_weight * velocity)
+            * (1.0 - cfg.supervised_weight * supervised)
         )
-        return Scored(1.0 - keep, deviation, anomaly_score, velocity)
+        return Scored(1.0 - keep, deviation, anomaly_score, velocity, supervised, inputs)
 
     def score_one(self, x: Features) -> float:
         return self.explain_one(x).score
 
     def learn_one(self, x: Features) -> None:
+        """Unsupervised learning from a purchase as it happens."""
         self.anomaly.learn_one(x)
+
+    def learn_label(self, inputs: array, fraud: bool) -> None:
+        """Supervised learning from a purchase whose label is now known."""
+        self.classifier.learn_one(inputs, fraud)

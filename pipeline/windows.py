@@ -114,6 +114,14 @@ class PurchaseWindows:
         start = bisect_right(times, now - span, 0, end)
         return merchant_id in self.merchants[start:end]
 
+    def find(self, id_hash: int) -> tuple[int, str] | None:
+        """Time and merchant of the held purchase with this id hash."""
+        try:
+            at = self.id_hashes.index(id_hash)
+        except ValueError:
+            return None
+        return self.times[at], self.merchants[at]
+
     def previous_time(self, before: int) -> int | None:
         """Time of the latest purchase strictly before ``before``."""
         at = bisect_right(self.times, before - 1)

@@ -19,6 +19,7 @@ SCHEMA_TOPICS = (
     "labels",
     "alerts",
     "limit-adjustments",
+    "scores",
     "dead-letter",
 )
 

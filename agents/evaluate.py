@@ -1,0 +1,265 @@
+"""``riskstream evaluate``: the handbook's history through the real broker and worker, measured.
+
+The Fraud Detection Handbook's transactions (and their fraud labels, released ``label_delay``
+after each fraud) are replayed into the topics while a worker consumes them with every
+purchase's score written to the ``scores`` topic. The scores that come back are measured under
+the handbook's protocol (its test week, its removal of already-known compromised cards, Card
+Precision@100 averaged per day) and beside the handbook's published results; then alert
+precision and recall, recall per fraud scenario, detection delay and limit-cut precision. The
+report is Markdown with ROC and precision-recall curves as PNG.
+
+The merchant stage is co-located with the user stage in this release (README, "Topology"), so
+the evaluation runs one partition: every merchant's purchases reach the same engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.broker import EmbeddedBroker
+from agents.kafka import ensure_topics, wait_for_broker
+from agents.monitor import follow
+from agents.replay import replay_files
+from agents.settings import Settings
+from agents.worker import PipelineWorker
+from pipeline.evaluation import (
+    ScoredPurchase,
+    average_precision,
+    handbook_test_set,
+    precision_recall_curve,
+    ranking_metrics,
+    roc_auc,
+    roc_curve,
+)
+from pipeline.handbook import TRAIN_START_DAY
+from pipeline.history import HistoryOptions
+from pipeline.outputs import LIMIT_ADJUSTMENTS, SCORES
+from pipeline.timeutil import DAY, HOUR, parse_time
+
+__all__ = ["EvaluationResult", "evaluate_handbook"]
+
+_FIRST_DAY = parse_time("2018-04-01T00:00:00Z") // DAY
+SCENARIOS = {1: "amount > 220", 2: "compromised terminal", 3: "compromised customer"}
+
+
+@dataclass
+class EvaluationResult:
+    metrics: dict[str, Any]
+    report: Path
+
+
+def _ground_truth(path: Path) -> dict[str, tuple[str, int, bool, int]]:
+    """Transaction id -> (customer, event time, fraud, scenario), from the file itself."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=["TRANSACTION_ID", "CUSTOMER_ID", "TX_DATETIME",
+                                         "TX_FRAUD", "TX_FRAUD_SCENARIO"])
+    times = table.column("TX_DATETIME").cast(pa.timestamp("us")).cast(pa.int64()).to_pylist()
+    return {
+        str(tx): (str(customer), micros, bool(fraud), scenario)
+        for tx, customer, micros, fraud, scenario in zip(
+            table.column(0).to_pylist(), table.column(1).to_pylist(), times,
+            table.column(3).to_pylist(), table.column(4).to_pylist(), strict=True)
+    }
+
+
+def _run_pipeline(settings: Settings, path: Path, workdir: Path) -> tuple[list[dict], list[dict]]:
+    """Replay while a worker consumes; return the scores and limit adjustments it wrote."""
+    worker = PipelineWorker(settings, stop_after_idle_s=15.0)
+    failure: list[BaseException] = []
+
+    def run_worker() -> None:
+        try:
+            asyncio.run(worker.run())
+        except BaseException as error:  # reported below, in the caller's thread
+            failure.append(error)
+
+    thread = threading.Thread(target=run_worker, name="riskstream-worker")
+    thread.start()
+    summary = replay_files(settings, [path], options=HistoryOptions(format="fdh"),
+                           rejects_path=workdir / "rejects.jsonl", progress=True)
+    thread.join()
+    if failure:
+        raise failure[0]
+    if worker.stats.applied != summary.total_sent:
+        raise RuntimeError(f"the worker applied {worker.stats.applied:,} of "
+                           f"{summary.total_sent:,} events")
+    scores, adjustments = [], []
+    for stream, record in follow(settings, idle_timeout_s=5.0,
+                                 streams=(SCORES, LIMIT_ADJUSTMENTS)):
+        (scores if stream == SCORES else adjustments).append(record)
+    return scores, adjustments
+
+
+def _measure(scores: list[dict], adjustments: list[dict], truth: dict, threshold: float,
+             cut_threshold: float) -> tuple[dict[str, Any], list[ScoredPurchase]]:
+    purchases = []
+    for record in scores:
+        customer, micros, fraud, scenario = truth[record["transaction_id"]]
+        purchases.append(ScoredPurchase(record["transaction_id"], customer,
+                                        micros // DAY - _FIRST_DAY, record["score"], fraud,
+                                        scenario))
+    test = handbook_test_set(purchases, TRAIN_START_DAY)
+    metrics: dict[str, Any] = ranking_metrics(test)
+    alerted = [p for p in test if p.score >= threshold]
+    frauds = [p for p in test if p.fraud]
+    metrics["alert_rate"] = len(alerted) / len(test) if test else float("nan")
+    metrics["alert_precision"] = (sum(p.fraud for p in alerted) / len(alerted)
+                                  if alerted else float("nan"))
+    metrics["alert_recall"] = (sum(p.score >= threshold for p in frauds) / len(frauds)
+                               if frauds else float("nan"))
+    metrics["recall_by_scenario"] = {
+        name: (sum(p.score >= threshold for p in frauds if p.scenario == number)
+               / max(1, sum(p.scenario == number for p in frauds)))
+        for number, name in SCENARIOS.items()
+    }
+    # Detection delay over the test days: first fraud of a customer -> first alert on them.
+    first_fraud: dict[str, int] = {}
+    first_alert: dict[str, int] = {}
+    test_days = {p.day for p in test}
+    for record in scores:
+        customer, micros, fraud, _ = truth[record["transaction_id"]]
+        if micros // DAY - _FIRST_DAY not in test_days:
+            continue
+        if fraud:
+            first_fraud.setdefault(customer, micros)
+        if record["score"] >= threshold and customer in first_fraud:
+            first_alert.setdefault(customer, micros)
+    delays = [(first_alert[c] - t) / HOUR for c, t in first_fraud.items() if c in first_alert]
+    metrics["compromised_customers"] = len(first_fraud)
+    metrics["compromised_detected"] = len(delays)
+    metrics["median_detection_delay_h"] = statistics.median(delays) if delays else float("nan")
+    cuts = [a for a in adjustments if a["kind"] == "temporary_cut"]
+    metrics["limit_cuts"] = len(cuts)
+    metrics["limit_cut_precision"] = (
+        sum(truth[a["cause_event_id"]][2] for a in cuts) / len(cuts) if cuts else float("nan"))
+    metrics["alert_threshold"], metrics["cut_threshold"] = threshold, cut_threshold
+    return metrics, test
+
+
+def _published(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _plots(test: list[ScoredPurchase], directory: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, values = [p.fraud for p in test], [p.score for p in test]
+    paths = []
+    fpr, tpr = roc_curve(labels, values)
+    figure, axes = plt.subplots(figsize=(5, 5))
+    axes.plot(fpr, tpr, label=f"riskstream (AUC {roc_auc(labels, values):.3f})")
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="random")
+    axes.set(xlabel="false positive rate", ylabel="true positive rate",
+             title="ROC, handbook test week")
+    axes.legend(loc="lower right")
+    paths.append(directory / "roc.png")
+    figure.savefig(paths[-1], dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    recall, precision = precision_recall_curve(labels, values)
+    figure, axes = plt.subplots(figsize=(5, 5))
+    axes.step(recall, precision, where="post",
+              label=f"riskstream (AP {average_precision(labels, values):.3f})")
+    axes.axhline(sum(labels) / len(labels), linestyle="--", color="grey", label="random")
+    axes.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
+             title="Precision-recall, handbook test week")
+    axes.legend(loc="upper right")
+    paths.append(directory / "precision_recall.png")
+    figure.savefig(paths[-1], dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return paths
+
+
+def _report(metrics: dict[str, Any], published: list[dict[str, str]], plots: list[Path],
+            directory: Path, seconds: float) -> Path:
+    lines = [
+        "# riskstream on the Fraud Detection Handbook",
+        "",
+        "Replayed through the broker and worker; learned online from fraud labels released "
+        "7 days after each fraud; scored on the handbook's test week 2018-08-08..14 with "
+        "already-known compromised customers removed (the handbook's protocol).",
+        "",
+        "| model | AUC ROC | Average Precision | Card Precision@100 |",
+        "|---|---|---|---|",
+        f"| **riskstream (online, streaming)** | **{metrics['auc_roc']:.3f}** | "
+        f"**{metrics['average_precision']:.3f}** | **{metrics['card_precision_at_100']:.3f}** |",
+    ]
+    lines += [f"| {row['model']} (published, batch) | {row['auc_roc']} | "
+              f"{row['average_precision']} | {row['card_precision_at_100']} |"
+              for row in published]
+    recall = ", ".join(f"{name} {value:.2f}"
+                       for name, value in metrics["recall_by_scenario"].items())
+    lines += [
+        "",
+        f"Test set: {metrics['test_transactions']:,} transactions, {metrics['test_frauds']:,} "
+        "frauds.",
+        "",
+        f"## At the alert threshold {metrics['alert_threshold']}",
+        "",
+        f"- alert rate {metrics['alert_rate']:.4f}, precision {metrics['alert_precision']:.3f}, "
+        f"recall {metrics['alert_recall']:.3f}",
+        f"- recall by scenario: {recall}",
+        f"- compromised customers detected: {metrics['compromised_detected']} of "
+        f"{metrics['compromised_customers']}; median delay from first fraud to first alert "
+        f"{metrics['median_detection_delay_h']:.1f} h",
+        f"- temporary limit cuts (score >= {metrics['cut_threshold']}): "
+        f"{metrics['limit_cuts']:,} over the whole history, "
+        f"{metrics['limit_cut_precision']:.3f} of them caused by a fraud",
+        "",
+        *(f"![{path.stem}]({path.name})" for path in plots),
+        "",
+        f"Run time {seconds:.0f} s.",
+    ]
+    path = directory / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def evaluate_handbook(data: Path, out: Path, bootstrap: str | None = None,
+                      published: Path | None = None) -> EvaluationResult:
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    truth = _ground_truth(data)
+    with tempfile.TemporaryDirectory(prefix="riskstream-eval-") as tmp:
+        workdir = Path(tmp)
+        broker = EmbeddedBroker(log_path=workdir / "tansu.log") if bootstrap is None else None
+        if broker is not None:
+            broker.start()
+        try:
+            name = uuid.uuid4().hex[:8]
+            settings = Settings(
+                bootstrap_servers=bootstrap or broker.bootstrap,  # type: ignore[union-attr]
+                topic_prefix=f"eval-{name}.", group_id=f"eval-{name}", partitions=1,
+                state_dir=workdir / "state", session_timeout_ms=6000, emit_scores=True,
+                default_limit_minor=5_000_000,  # the handbook's history has no repayments
+            )
+            wait_for_broker(settings)
+            ensure_topics(settings)
+            scores, adjustments = _run_pipeline(settings, data, workdir)
+        finally:
+            if broker is not None:
+                broker.stop()
+    metrics, test = _measure(scores, adjustments, truth, settings.alert_threshold,
+                             settings.cut_threshold)
+    plots = _plots(test, out)
+    if published is None:
+        published = data.parent / "fdh_published_ch3_baseline.csv"
+    report = _report(metrics, _published(published), plots, out, time.monotonic() - started)
+    return EvaluationResult(metrics, report)
+

@@ -1,0 +1,163 @@
+"""Ranking metrics and the Fraud Detection Handbook's evaluation protocol, in plain Python.
+
+``roc_auc`` and ``average_precision`` follow scikit-learn's definitions (ties averaged for the
+AUC; AP as the step-wise area under the precision-recall curve). ``card_precision_at_k`` and
+``handbook_test_set`` follow the handbook's chapter 3 and 4 code: per test day, the customers
+whose fraud was already known ``delay`` days earlier are removed, the day's transactions are
+grouped by customer (maximum score, any fraud), and the precision among the top ``k`` customers
+is averaged over the days.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "ScoredPurchase",
+    "average_precision",
+    "card_precision_at_k",
+    "handbook_test_set",
+    "precision_recall_curve",
+    "ranking_metrics",
+    "roc_auc",
+    "roc_curve",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredPurchase:
+    transaction_id: str
+    customer_id: str
+    day: int  # days since the history's first day
+    score: float
+    fraud: bool
+    scenario: int = 0
+
+
+def roc_auc(labels: Sequence[bool], scores: Sequence[float]) -> float:
+    """Area under the ROC curve (the Mann-Whitney statistic, ties counted half).
+
+    >>> roc_auc([False, False, True, True], [0.1, 0.4, 0.35, 0.8])
+    0.75
+    """
+    order = sorted(range(len(scores)), key=scores.__getitem__)
+    rank_sum, positives, index = 0.0, 0, 0
+    while index < len(order):
+        end = index
+        while end + 1 < len(order) and scores[order[end + 1]] == scores[order[index]]:
+            end += 1
+        average_rank = (index + end) / 2 + 1
+        for at in range(index, end + 1):
+            if labels[order[at]]:
+                rank_sum += average_rank
+                positives += 1
+        index = end + 1
+    negatives = len(scores) - positives
+    if not positives or not negatives:
+        return float("nan")
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+def _descending_steps(labels: Sequence[bool], scores: Sequence[float]
+                      ) -> list[tuple[float, int, int]]:
+    """(threshold, true positives, false positives) at each distinct score, highest first."""
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    steps: list[tuple[float, int, int]] = []
+    true_pos = false_pos = 0
+    for rank, i in enumerate(order):
+        if labels[i]:
+            true_pos += 1
+        else:
+            false_pos += 1
+        if rank + 1 == len(order) or scores[order[rank + 1]] != scores[i]:
+            steps.append((scores[i], true_pos, false_pos))
+    return steps
+
+
+def average_precision(labels: Sequence[bool], scores: Sequence[float]) -> float:
+    """Sum over thresholds of (recall gained) x precision, as scikit-learn computes it.
+
+    >>> round(average_precision([False, False, True, True], [0.1, 0.4, 0.35, 0.8]), 4)
+    0.8333
+    """
+    positives = sum(labels)
+    if not positives:
+        return float("nan")
+    total, previous_recall = 0.0, 0.0
+    for _, true_pos, false_pos in _descending_steps(labels, scores):
+        recall = true_pos / positives
+        total += (recall - previous_recall) * true_pos / (true_pos + false_pos)
+        previous_recall = recall
+    return total
+
+
+def roc_curve(labels: Sequence[bool], scores: Sequence[float]) -> tuple[list[float], list[float]]:
+    positives = sum(labels)
+    negatives = len(labels) - positives
+    steps = _descending_steps(labels, scores)
+    return ([0.0] + [fp / negatives for _, _, fp in steps],
+            [0.0] + [tp / positives for _, tp, _ in steps])
+
+
+def precision_recall_curve(labels: Sequence[bool], scores: Sequence[float]
+                           ) -> tuple[list[float], list[float]]:
+    positives = sum(labels)
+    steps = _descending_steps(labels, scores)
+    return ([tp / positives for _, tp, _ in steps], [tp / (tp + fp) for _, tp, fp in steps])
+
+
+def handbook_test_set(
+    purchases: Iterable[ScoredPurchase], train_start_day: int, train_days: int = 7,
+    delay_days: int = 7, test_days: int = 7,
+) -> list[ScoredPurchase]:
+    """The handbook's test set: the ``test_days`` after training plus ``delay_days``, without
+    the customers whose fraud was known by then (``get_train_test_set``)."""
+    by_day: dict[int, list[ScoredPurchase]] = defaultdict(list)
+    for purchase in purchases:
+        by_day[purchase.day].append(purchase)
+    known = {p.customer_id for day in range(train_start_day, train_start_day + train_days)
+             for p in by_day[day] if p.fraud}
+    test: list[ScoredPurchase] = []
+    first_test_day = train_start_day + train_days + delay_days
+    for offset in range(test_days):
+        known |= {p.customer_id for p in by_day[train_start_day + train_days + offset - 1]
+                  if p.fraud}
+        test.extend(p for p in by_day[first_test_day + offset] if p.customer_id not in known)
+    return test
+
+
+def ranking_metrics(test: Sequence[ScoredPurchase]) -> dict[str, float]:
+    """AUC ROC, Average Precision and Card Precision@100 of a test set."""
+    labels, scores = [p.fraud for p in test], [p.score for p in test]
+    return {
+        "auc_roc": roc_auc(labels, scores),
+        "average_precision": average_precision(labels, scores),
+        "card_precision_at_100": card_precision_at_k(test, 100),
+        "test_transactions": len(test),
+        "test_frauds": sum(labels),
+    }
+
+
+def card_precision_at_k(test: Iterable[ScoredPurchase], k: int = 100) -> float:
+    """Mean over days of the share of compromised cards among the day's top ``k`` cards; cards
+    detected on an earlier day are left out of later days (``card_precision_top_k``)."""
+    by_day: dict[int, list[ScoredPurchase]] = defaultdict(list)
+    for purchase in test:
+        by_day[purchase.day].append(purchase)
+    detected: set[str] = set()
+    precisions = []
+    for day in sorted(by_day):
+        cards: dict[str, tuple[float, bool]] = {}
+        for p in by_day[day]:
+            if p.customer_id in detected:
+                continue
+            score, fraud = cards.get(p.customer_id, (float("-inf"), False))
+            cards[p.customer_id] = (max(score, p.score), fraud or p.fraud)
+        # Ties broken by customer id, so the metric is a function of the scores alone.
+        top = sorted(cards.items(), key=lambda item: (-item[1][0], item[0]))[:k]
+        hits = [card for card, (_, fraud) in top if fraud]
+        precisions.append(len(hits) / k)
+        detected.update(hits)
+    return sum(precisions) / len(precisions) if precisions else float("nan")

@@ -1,0 +1,124 @@
+"""The Fraud Detection Handbook's features, computed by riskstream's own streaming code.
+
+:data:`HANDBOOK_FEATURES` names, for every feature the handbook defines (its chapter 3
+feature transformation), the riskstream feature that computes it and the unit conversion.
+:func:`stream_features` runs the handbook's transactions through a :class:`RiskEngine` -- the
+same code a worker runs -- and reports each purchase's handbook features. A parity check then
+compares them with the handbook's own table.
+
+Interpretations, following the handbook's code: windows include the current purchase and end
+at it; terminal windows end ``delay`` (7 days) before it and count frauds among the terminal's
+purchases in that window (``TX_FRAUD`` known after 7 days); risk is 0 when the window is empty;
+night is ``hour <= 6``; weekend is Saturday and Sunday; ``TX_DATETIME`` is read as UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from pipeline.adapters import read_fdh
+from pipeline.config import RiskConfig
+from pipeline.engine import RiskEngine
+from pipeline.evaluation import (
+    ScoredPurchase,
+    handbook_test_set,
+    ranking_metrics,
+)
+from pipeline.events import Transaction
+from pipeline.scoring import Scored
+from pipeline.sources import Rejection
+from pipeline.timeutil import DAY, parse_time
+
+__all__ = ["HANDBOOK_FEATURES", "handbook_metrics", "score_history", "stream_features"]
+
+_PER_MAJOR_UNIT = 100.0  # the handbook's amounts are in currency units; ours in cents
+
+#: Handbook column -> (riskstream feature, divisor).
+HANDBOOK_FEATURES: dict[str, tuple[str, float]] = {
+    "TX_DURING_WEEKEND": ("weekend", 1.0),
+    "TX_DURING_NIGHT": ("night", 1.0),
+    "CUSTOMER_ID_NB_TX_1DAY_WINDOW": ("count_24h", 1.0),
+    "CUSTOMER_ID_AVG_AMOUNT_1DAY_WINDOW": ("mean_24h", _PER_MAJOR_UNIT),
+    "CUSTOMER_ID_NB_TX_7DAY_WINDOW": ("count_7d", 1.0),
+    "CUSTOMER_ID_AVG_AMOUNT_7DAY_WINDOW": ("mean_7d", _PER_MAJOR_UNIT),
+    "CUSTOMER_ID_NB_TX_30DAY_WINDOW": ("count_30d", 1.0),
+    "CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW": ("mean_30d", _PER_MAJOR_UNIT),
+    "TERMINAL_ID_NB_TX_1DAY_WINDOW": ("merchant_count_1d", 1.0),
+    "TERMINAL_ID_RISK_1DAY_WINDOW": ("merchant_risk_1d", 1.0),
+    "TERMINAL_ID_NB_TX_7DAY_WINDOW": ("merchant_count_7d", 1.0),
+    "TERMINAL_ID_RISK_7DAY_WINDOW": ("merchant_risk_7d", 1.0),
+    "TERMINAL_ID_NB_TX_30DAY_WINDOW": ("merchant_count_30d", 1.0),
+    "TERMINAL_ID_RISK_30DAY_WINDOW": ("merchant_risk_30d", 1.0),
+}
+
+
+def handbook_row(features: dict[str, float]) -> dict[str, float]:
+    return {column: features[name] / divisor
+            for column, (name, divisor) in HANDBOOK_FEATURES.items()}
+
+
+def stream_features(
+    path: Path, config: RiskConfig | None = None,
+    engine_factory: Callable[[RiskConfig], RiskEngine] = RiskEngine,
+) -> Iterator[tuple[int, dict[str, float]]]:
+    """(TRANSACTION_ID, handbook features) of every purchase in the handbook file, in order.
+
+    One engine sees every purchase, as one partition of the merchant stage would.
+    """
+    engine = engine_factory(config if config is not None else RiskConfig())
+    seen: list[tuple[int, dict[str, float]]] = []
+
+    def observe(tx: Transaction, features: dict[str, float], _scored: object) -> None:
+        seen.append((int(tx.event_id), handbook_row(features)))
+
+    engine.observer = observe
+    for record in read_fdh(path, label_delay=engine.config.label_delay):
+        if isinstance(record.item, Rejection):
+            raise ValueError(f"{record.path}:{record.line}: {record.item.error}")
+        engine.process(record.item)
+        if seen:
+            yield from seen
+            seen.clear()
+
+
+#: The handbook's chapter 3 split: training week, then a week of label delay, then the test
+#: week (2018-08-08..14); as days since its first day, 2018-04-01.
+TRAIN_START_DAY = 115
+
+
+def score_history(
+    path: Path, config: RiskConfig | None = None, until_day: int | None = None,
+) -> list[ScoredPurchase]:
+    """Every purchase of the handbook file with the score the engine gave it when it arrived,
+    learning online from the fraud labels as they are released (``config.label_delay``)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=["TRANSACTION_ID", "TX_FRAUD", "TX_FRAUD_SCENARIO"])
+    truth = dict(zip(table.column(0).to_pylist(),
+                     zip(table.column(1).to_pylist(), table.column(2).to_pylist(), strict=True),
+                     strict=True))
+    engine = RiskEngine(config if config is not None else RiskConfig())
+    first_day = parse_time("2018-04-01T00:00:00Z") // DAY
+    scored: list[ScoredPurchase] = []
+
+    def observe(tx: Transaction, _features: dict[str, float], result: Scored) -> None:
+        fraud, scenario = truth[int(tx.event_id)]
+        scored.append(ScoredPurchase(tx.event_id, tx.user_id, tx.event_time // DAY - first_day,
+                                     result.score, bool(fraud), scenario))
+
+    engine.observer = observe
+    for record in read_fdh(path, label_delay=engine.config.label_delay):
+        event = record.item
+        if isinstance(event, Rejection):
+            raise ValueError(f"{record.path}:{record.line}: {event.error}")
+        if until_day is not None and event.event_time // DAY - first_day > until_day:
+            break
+        engine.process(event)
+    return scored
+
+
+def handbook_metrics(purchases: list[ScoredPurchase], train_start_day: int = TRAIN_START_DAY
+                     ) -> dict[str, float]:
+    """AUC ROC, Average Precision and Card Precision@100 on the handbook's test set."""
+    return ranking_metrics(handbook_test_set(purchases, train_start_day))

@@ -1,0 +1,141 @@
+"""Supervised learning from late labels: what a purchase looked like, and what it turned out to be.
+
+A fraud label arrives days or weeks after its purchase; a legitimate purchase never gets one.
+:class:`PendingLabels` therefore keeps each purchase's model inputs until either a fraud label
+names it (learned as fraud at once) or ``delay`` has passed in event time without one (learned
+as legitimate). Nothing is learned before its label is known, so replays and live traffic learn
+the same things in the same order. Fraud is rare (under 1 %), so only a deterministic sample of
+legitimate purchases is kept (``negative_share``, chosen by id hash): a ranking model needs their
+variety, not their number, and memory and learning time shrink tenfold. Scores are then
+over-confident by a constant factor, which a ranking does not mind; alert thresholds apply to
+the combined score.
+
+:class:`FraudClassifier` is river's logistic regression on standardised, fixed transforms of
+the purchase features -- amounts against the user's own history, velocity, merchant risk, the
+unsupervised parts of the risk score -- plus a few spline terms of the amount so a linear model
+can bend.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import deque
+from collections.abc import Iterator, Mapping
+
+from river import linear_model, optim, preprocessing
+
+__all__ = ["INPUTS", "FraudClassifier", "PendingLabels"]
+
+#: Knots (in minor units) of the amount's spline terms: decades and half-decades of money.
+_AMOUNT_KNOTS = tuple(math.log(10.0 ** (power / 2)) for power in range(4, 13))
+
+INPUTS = (
+    "log_amount", "log_to_mean_1d", "log_to_mean_7d", "log_to_mean_30d", "amount_z",
+    "log_count_1h", "log_count_24h", "log_count_7d", "log_count_30d", "log_hours_since",
+    "new_merchant", "night", "weekend", "deviation", "velocity", "anomaly",
+    "merchant_risk_1d", "merchant_risk_7d", "merchant_risk_30d",
+    "log_merchant_count_1d", "log_merchant_count_7d", "log_merchant_count_30d",
+    *(f"amount_over_{index}" for index in range(len(_AMOUNT_KNOTS))),
+)
+
+
+def _prior_mean(features: Mapping[str, float], window: str) -> float:
+    """Mean amount of the window's purchases before this one (this one if there are none)."""
+    count = features[f"count_{window}"] - 1.0
+    if count < 1.0:
+        return features["amount_minor"]
+    return (features[f"sum_{window}"] - features["amount_minor"]) / count
+
+
+def model_inputs(features: Mapping[str, float], deviation: float, velocity: float,
+                 anomaly: float) -> array:
+    """The classifier's inputs, in the order of :data:`INPUTS`, as a compact array."""
+    amount = features["amount_minor"]
+    log_amount = math.log1p(amount)
+    values = [
+        log_amount,
+        log_amount - math.log1p(_prior_mean(features, "24h")),
+        log_amount - math.log1p(_prior_mean(features, "7d")),
+        log_amount - math.log1p(_prior_mean(features, "30d")),
+        max(-10.0, min(10.0, features["amount_z"])),
+        math.log(features["count_1h"]),
+        math.log(features["count_24h"]),
+        math.log(features["count_7d"]),
+        math.log(features["count_30d"]),
+        math.log1p(features["hours_since_previous"]),
+        features["new_merchant"], features["night"], features["weekend"],
+        deviation, velocity, anomaly,
+        features["merchant_risk_1d"], features["merchant_risk_7d"], features["merchant_risk_30d"],
+        math.log1p(features["merchant_count_1d"]), math.log1p(features["merchant_count_7d"]),
+        math.log1p(features["merchant_count_30d"]),
+        *(max(0.0, log_amount - knot) for knot in _AMOUNT_KNOTS),
+    ]
+    return array("f", values)
+
+
+class FraudClassifier:
+    """``score_one(inputs) -> P(fraud)``; ``learn_one(inputs, fraud)``. Cold until it has seen
+    ``min_frauds`` frauds: until then it scores 0 and the rules alone decide."""
+
+    def __init__(self, learning_rate: float = 0.02, l2: float = 1e-5, min_frauds: int = 30):
+        self.model = preprocessing.StandardScaler() | linear_model.LogisticRegression(
+            optimizer=optim.SGD(learning_rate), l2=l2)
+        self.min_frauds = min_frauds
+        self.frauds_seen = 0
+        self.learned = 0
+
+    @property
+    def warm(self) -> bool:
+        return self.frauds_seen >= self.min_frauds
+
+    def score_one(self, inputs: array) -> float:
+        if not self.warm:
+            return 0.0
+        return self.model.predict_proba_one(dict(zip(INPUTS, inputs, strict=True)))[True]
+
+    def learn_one(self, inputs: array, fraud: bool) -> None:
+        self.model.learn_one(dict(zip(INPUTS, inputs, strict=True)), fraud)
+        self.frauds_seen += fraud
+        self.learned += 1
+
+
+class PendingLabels:
+    """Purchases waiting for a label, oldest first.
+
+    >>> pending = PendingLabels(delay=10, negative_share=1.0)
+    >>> pending.add(0, 1, array("f", [1.0])); pending.add(5, 2, array("f", [2.0]))
+    >>> pending.confirm(2)  # a fraud label for purchase 2
+    array('f', [2.0])
+    >>> list(pending.matured(10))  # purchase 1 is not yet past its delay at 10 ...
+    []
+    >>> list(pending.matured(11))  # ... and is legitimate after it
+    [array('f', [1.0])]
+    """
+
+    def __init__(self, delay: int, negative_share: float) -> None:
+        self.delay = delay
+        self.negative_share = negative_share
+        self._threshold = int(negative_share * 2**16)
+        self._inputs: dict[int, array] = {}
+        self._queue: deque[tuple[int, int]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._inputs)
+
+    def add(self, event_time: int, id_hash: int, inputs: array) -> None:
+        self._inputs[id_hash] = inputs
+        self._queue.append((event_time + self.delay, id_hash))
+
+    def confirm(self, id_hash: int) -> array | None:
+        """The inputs of a purchase just labelled fraud (None if no longer waiting)."""
+        return self._inputs.pop(id_hash, None)
+
+    def matured(self, now: int) -> Iterator[array]:
+        """Inputs of the sampled purchases whose delay ended before ``now`` with no label."""
+        queue, inputs = self._queue, self._inputs
+        while queue and queue[0][0] < now:
+            _, id_hash = queue.popleft()
+            vector = inputs.pop(id_hash, None)
+            if vector is not None and (id_hash & 0xFFFF) < self._threshold:
+                yield vector
