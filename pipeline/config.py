@@ -81,8 +81,9 @@ class RiskConfig:
     allowed_lateness: int = 1 * HOUR
     #: Events this far ahead of the watermark are dead-lettered: one bad clock must not
     #: push the watermark (and every expiry) into the future. Wide enough for a quiet
-    #: partition (a small line, a test) to go weeks without traffic.
-    max_future_skew: int = 30 * DAY
+    #: partition (a small line, a monthly history whose default labels come weeks after
+    #: its last bill) to go a quarter without traffic.
+    max_future_skew: int = 90 * DAY
 
     def __post_init__(self) -> None:
         if not 0 < self.alert_threshold <= self.cut_threshold <= 1:

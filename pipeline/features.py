@@ -31,7 +31,9 @@ def purchase_features(
     amount = tx.amount_minor
     features: dict[str, float] = {"amount_minor": float(amount)}
     for name, span in WINDOW_SPANS.items():
-        prior = windows.stats(now, span)
+        prior = windows.stats(now, span, distinct=name == "30d")
+        if name == "30d":
+            merchants_30d = prior.distinct_merchants
         count = prior.count + 1
         total = prior.total_minor + amount
         features[f"count_{name}"] = float(count)
@@ -39,15 +41,13 @@ def purchase_features(
         features[f"mean_{name}"] = total / count
         features[f"max_{name}"] = float(max(prior.max_minor, amount))
         features[f"prior_max_{name}"] = float(prior.max_minor)
-    features["distinct_merchants_30d"] = float(
-        windows.stats(now, WINDOW_SPANS["30d"]).distinct_merchants
-        + (0 if windows.has_merchant(tx.merchant_id, now) else 1)
-    )
+    known_merchant = windows.has_merchant(tx.merchant_id, now)
+    features["distinct_merchants_30d"] = float(merchants_30d + (not known_merchant))
     previous = windows.previous_time(now + 1)
     features["hours_since_previous"] = (
         (now - previous) / HOUR if previous is not None else 30 * DAY / HOUR
     )
-    features["new_merchant"] = 0.0 if windows.has_merchant(tx.merchant_id, now) else 1.0
+    features["new_merchant"] = 0.0 if known_merchant else 1.0
     if user.baseline_count >= config.baseline_min_purchases:
         features["amount_z"] = user.deviation(amount, config.baseline_min_log_std)
         features["amount_to_typical"] = amount / math.exp(user.baseline_mean)

@@ -89,8 +89,9 @@ class PurchaseWindows:
             del self.merchants[:cut]
             del self.id_hashes[:cut]
 
-    def stats(self, now: int, span: int) -> WindowStats:
-        """Count, sum, max and distinct merchants of purchases in ``(now - span, now]``."""
+    def stats(self, now: int, span: int, distinct: bool = True) -> WindowStats:
+        """Count, sum, max and distinct merchants (0 unless ``distinct``) of purchases in
+        ``(now - span, now]``."""
         times = self.times
         end = bisect_right(times, now)
         start = bisect_right(times, now - span, 0, end)
@@ -101,7 +102,7 @@ class PurchaseWindows:
             count=end - start,
             total_minor=sum(amounts),
             max_minor=max(amounts),
-            distinct_merchants=len(set(self.merchants[start:end])),
+            distinct_merchants=len(set(self.merchants[start:end])) if distinct else 0,
         )
 
     def all_stats(self, now: int) -> dict[str, WindowStats]:

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from agents.kafka import client_config
+from agents.kafka import client_config, ensure_topics
 from agents.settings import Settings
 from agents.topics import INPUT_TOPICS
 from pipeline.demo import DemoHistory
@@ -86,3 +86,34 @@ def test_resume_refuses_a_progress_file_of_other_inputs(
          str(progress)], env=settings_env(settings), capture_output=True, text=True,
         timeout=60, check=False)
     assert done.returncode == 1 and "belongs to other input files" in done.stderr
+
+
+def test_handbook_and_uci_histories_replay_into_the_worker(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from tests.unit.test_adapters import _fdh_file, _uci_file
+
+    fdh = _fdh_file(tmp_path / "fdh.parquet", [
+        (0, 0, 5, 9, 57.16, 0), (1, 60, 6, 9, 0.0, 1), (2, 3600, 5, 8, 1234.57, 1)])
+    uci = _uci_file(tmp_path / "uci.csv", [
+        {"ID": 1, "LIMIT_BAL": 20000, "PAY_0": 2, "BILL_AMT1": 3913,
+         **{f"PAY_AMT{month}": 100 * month for month in range(1, 7)},
+         "default.payment.next.month": 1}])
+    # Two lines: the handbook's purchases in CNY (2018), the UCI clients' bills in TWD (2005).
+    uci_settings = settings.model_copy(update={
+        "topic_prefix": f"uci.{settings.topic_prefix}", "group_id": f"uci-{settings.group_id}",
+        "currency": "TWD"})
+    ensure_topics(uci_settings)
+    for line, arguments in ((settings, ["--format", "fdh", str(fdh)]),
+                            (uci_settings, ["--format", "uci-taiwan", str(uci)])):
+        done = subprocess.run(
+            [str(BIN / "riskstream"), "replay", *arguments, "--no-progress",
+             "--rejects", str(tmp_path / "rejects.jsonl")],
+            env=settings_env(line), capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0 and "rejected 0" in done.stdout, done.stdout + done.stderr
+    assert set(input_ids(settings)) == {"0", "1", "2", "1-fraud", "2-fraud"}
+    uci_ids = set(input_ids(uci_settings))
+    assert len(uci_ids) == 6 + 6 + 1 and all(key.startswith("uci-1-") for key in uci_ids)
+    for line, applied in ((settings, 5), (uci_settings, 13)):
+        stats = run_worker(line)
+        assert (stats.applied, stats.dead_letters) == (applied, 0)

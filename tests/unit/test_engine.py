@@ -166,7 +166,7 @@ def test_late_and_future_events_are_refused_without_moving_the_clock() -> None:
         engine.process(tx("u1", T0 + 10 * DAY - 2 * HOUR, 1000))
     assert refused.value.kind == "late"
     with pytest.raises(InvalidEvent) as refused:
-        engine.process(tx("u1", T0 + 41 * DAY, 1000))
+        engine.process(tx("u1", T0 + 101 * DAY, 1000))
     assert refused.value.kind == "future"
     with pytest.raises(InvalidEvent) as refused:
         engine.process(tx("u1", T0 + 10 * DAY, 1000, currency="USD"))
@@ -229,3 +229,64 @@ def test_duplicate_event_ids_are_refused_and_not_counted_twice() -> None:
     restored = pickle.loads(pickle.dumps(engine))
     with pytest.raises(InvalidEvent):
         restored.process(purchase)
+
+
+def test_a_statement_sets_the_balance_and_an_opening_limit() -> None:
+    from pipeline.events import Statement
+
+    engine = RiskEngine()
+    run(engine, [tx("u1", T0, 30_000)])
+    statement = Statement("st-1", "u1", 120_000, "CNY", T0 + DAY, T0 + 21 * DAY, 2_000_000)
+    run(engine, [statement])
+    user = engine.users["u1"]
+    assert (user.balance_minor, user.limit_minor) == (120_000, 2_000_000)
+    assert user.available_minor == 1_880_000
+    with pytest.raises(InvalidEvent):  # a statement is applied once
+        engine.process(statement)
+
+
+def test_merchant_risk_counts_a_fraud_only_once_its_label_has_arrived() -> None:
+    engine = RiskEngine()
+    seen: list[dict[str, float]] = []
+    engine.observer = lambda _tx, features, _scored: seen.append(features)
+    stolen = tx("victim", T0, 5_000, merchant="shop")
+    run(engine, [stolen, tx("other", T0 + HOUR, 5_000, merchant="shop")])
+    # Eight days later the purchase at the shop is in the 7-day window ending 7 days back,
+    # but no label has come: no risk yet.
+    run(engine, [tx("third", T0 + 8 * DAY, 5_000, merchant="shop")])
+    assert seen[-1]["merchant_count_7d"] == 2 and seen[-1]["merchant_risk_7d"] == 0.0
+    run(engine, [label("victim", T0 + 8 * DAY + HOUR, "chargeback", stolen.event_id),
+                 tx("fourth", T0 + 8 * DAY + 2 * HOUR, 5_000, merchant="shop")])
+    assert seen[-1]["merchant_risk_7d"] == 0.5  # one fraud among the two purchases
+
+
+def test_the_classifier_learns_only_from_released_labels_and_then_ranks_fraud_higher() -> None:
+    config = RiskConfig(negative_share=1.0)
+    engine = RiskEngine(config)
+    classifier = engine.scorer.classifier
+    events: list[Event] = []
+    moment = T0
+    for index in range(400):
+        user = f"u{index % 40}"
+        moment += 10 * MINUTE
+        fraud = index % 10 == 0
+        purchase = tx(user, moment, 200_000 if fraud else 5_000, merchant=f"m{index % 7}")
+        events.append(purchase)
+        if fraud:
+            events.append(label(user, moment + 2 * DAY, "chargeback", purchase.event_id))
+    events.sort(key=lambda event: event.event_time)
+    for event in events:
+        before = classifier.learned
+        engine.process(event)
+        if isinstance(event, Transaction):
+            assert classifier.learned == before or event.event_time > T0 + 7 * DAY
+    assert classifier.warm and classifier.frauds_seen == 40
+    # Legitimate purchases are learned once their 7 days have passed without a label.
+    assert classifier.learned == 40
+    later = moment + 8 * DAY
+    big, small = tx("u1", later, 200_000), tx("u2", later, 5_000)
+    scores: list[float] = []
+    engine.observer = lambda _tx, _features, scored: scores.append(scored.supervised)
+    run(engine, [big, small])
+    assert classifier.learned == 400
+    assert scores[0] > 0.5 > scores[1]
