@@ -71,3 +71,17 @@ def test_the_dockerfile_installs_the_package_and_runs_the_worker() -> None:
         assert f"COPY {directory} ./{directory}" in dockerfile
     assert 'ENTRYPOINT ["riskstream"]' in dockerfile and 'CMD ["worker"]' in dockerfile
     assert "USER riskstream" in dockerfile
+
+
+def test_the_faust_app_gets_the_same_sasl_and_tls_settings() -> None:
+    import faust
+
+    from agents.app import _credentials
+
+    sasl = _credentials(Settings(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-256",
+                                 sasl_username="svc", sasl_password="hunter2-secret"))
+    assert isinstance(sasl, faust.SASLCredentials)
+    assert (sasl.username, sasl.password, sasl.ssl_context is not None) == (
+        "svc", "hunter2-secret", True)
+    assert isinstance(_credentials(Settings(security_protocol="SSL")), faust.SSLCredentials)
+    assert _credentials(Settings()) is None
