@@ -48,6 +48,8 @@ _ALERT_FEATURES = (
     "prior_max_30d",
     "new_merchant",
     "hours_since_previous",
+    "merchant_risk_7d",
+    "merchant_count_7d",
 )
 #: A part of the score is named in the reasons once it reaches this strength.
 _REASON_STRENGTH = 0.5
@@ -384,6 +386,18 @@ class RiskEngine:
             ranked.append((
                 scored.anomaly * self.config.anomaly_weight,
                 f"unusual for the anomaly model (Half-Space Trees score {scored.anomaly:.2f})",
+            ))
+        if scored.supervised >= _REASON_STRENGTH:
+            ranked.append((
+                scored.supervised * self.config.supervised_weight,
+                f"like confirmed frauds to the fraud model (probability {scored.supervised:.2f})",
+            ))
+        merchant_risk = features["merchant_risk_7d"]
+        if merchant_risk > 0:
+            ranked.append((
+                merchant_risk,
+                f"{merchant_risk:.0%} of merchant {tx.merchant_id}'s purchases a week before "
+                "were confirmed frauds (merchant_risk_7d)",
             ))
         prior_max = int(features["prior_max_30d"])
         if 0 < prior_max < tx.amount_minor:
