@@ -228,8 +228,6 @@ class PipelineWorker(ConsumerRebalanceListener):
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         settings = self.settings
         last_checkpoint = last_activity = time.monotonic()
-        # Work per iteration is bounded (one batch per partition), so heartbeats, checkpoints
-        # and rebalances are never held up by a large backlog.
         max_buffered = _BUFFERED_BATCHES * settings.max_batch
         backlog = False
         while not self._stopping.is_set():
@@ -264,10 +262,11 @@ class PipelineWorker(ConsumerRebalanceListener):
                             None if highwater is None else await consumer.position(tp) >= highwater,
                         )
                 backlog = False
+                # One batch per iteration, shared by the partitions: an iteration stays short
+                # (heartbeats, checkpoints and rebalances are never held up behind a backlog).
+                share = -(-settings.max_batch // max(1, len(self.tasks)))
                 for task in self.tasks.values():
-                    outputs = task.drain(
-                        now, settings.max_batch, self._output_topics[DEAD_LETTER], self.stats
-                    )
+                    outputs = task.drain(now, share, self._output_topics[DEAD_LETTER], self.stats)
                     if outputs:
                         await self._send(outputs)
                     backlog = backlog or task.backlogged
