@@ -65,6 +65,8 @@ def main(log_level: str) -> None:
     )
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(log_level)))
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(log_level)))
+    # kafka-python times its own I/O tasks and warns when one ran over 0.1 s: noise to a user.
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
 
 
 @main.command()
