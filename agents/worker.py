@@ -3,7 +3,7 @@ writes alerts, limit adjustments and dead letters.
 
 It uses aiokafka directly, in batches, rather than one Faust stream event per record: Faust's
 per-event machinery alone costs more than the whole risk pipeline (a no-op agent tops out near
-14k events/s here), it cannot align three topics by event time, and its windowed tables have no
+14k events/s here), it cannot align the input topics by event time, and its windowed tables have no
 sliding windows. Faust still hosts this worker (``agents.app``) for its lifecycle and CLI.
 
 Delivery: at-least-once in, idempotent state. Offsets are stored with each partition's snapshot;

@@ -1,8 +1,9 @@
 """Event-time alignment of the co-partitioned inputs of one partition.
 
-Transactions, repayments and labels of a user arrive on three topics. Kafka orders each topic
-partition, not the three together, so the worker merges them here: it releases the buffered
-record with the smallest event time, and only when no other input can still deliver an older one.
+Transactions, repayments, statements and labels of a user arrive on four topics. Kafka orders
+each topic partition, not the four together, so the worker merges them here: it releases the
+buffered record with the smallest event time, and only when no other input can still deliver an
+older one.
 
 - An input with records buffered competes by the event time of its oldest record.
 - An input known to have more at the broker (read position below the high watermark of the
