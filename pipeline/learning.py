@@ -5,9 +5,9 @@ A fraud label arrives days or weeks after its purchase; a legitimate purchase ne
 names it (learned as fraud at once) or ``delay`` has passed in event time without one (learned
 as legitimate). Nothing is learned before its label is known, so replays and live traffic learn
 the same things in the same order. Fraud is rare (under 1 %), so only a deterministic sample of
-legitimate purchases is kept (``negative_share``, chosen by id hash): a ranking model needs their
-variety, not their number, and memory and learning time shrink tenfold. Scores are then
-over-confident by a constant factor, which a ranking does not mind; alert thresholds apply to
+legitimate purchases is learned from (``negative_share``, by id hash): a ranking model needs their
+variety, not their number, and learning time shrinks tenfold. The odds it gives are then
+inflated by a constant factor (1 / share), which a ranking does not mind; alert thresholds apply to
 the combined score.
 
 :class:`FraudClassifier` is river's logistic regression on standardised, fixed transforms of
