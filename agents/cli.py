@@ -175,7 +175,8 @@ def replay(bootstrap_servers: str | None, files: tuple[Path, ...], input_format:
     )
     summary = replay_files(
         _settings(bootstrap_servers=bootstrap_servers), list(files), options=options,
-        speed=speed, rate=rate, rejects_path=rejects, progress_path=progress_file,
+        speed=speed, rate=rate, rejects_path=rejects,
+        progress_path=progress_file or rejects.with_name("replay-progress.json"),
         resume=resume, checkpoint_every=checkpoint_every, progress=not no_progress,
     )
     click.echo(summary.describe())

@@ -166,7 +166,6 @@ def replay_files(
     paths: list[Path],
     *,
     options: HistoryOptions | None = None,
-    event_type: str | None = None,
     speed: float | None = None,
     rate: float | None = None,
     rejects_path: Path = Path("rejects.jsonl"),
@@ -175,16 +174,19 @@ def replay_files(
     checkpoint_every: int = 20_000,
     progress: bool = True,
 ) -> ReplaySummary:
-    """Produce every valid event keyed by user id; append rejections to ``rejects_path``."""
+    """Produce every valid event keyed by user id; append rejections to ``rejects_path``.
+
+    Progress is checkpointed to ``progress_path`` when one is given (``resume`` needs it).
+    """
     if options is None:
-        options = HistoryOptions(event_type=event_type)
+        options = HistoryOptions()
+    if resume and progress_path is None:
+        raise RiskstreamError("--resume needs the progress file of the interrupted replay")
     summary = ReplaySummary()
     started = time.monotonic()
     signature = _signature(paths, options)
-    if progress_path is None:
-        progress_path = rejects_path.with_name("replay-progress.json")
     skip_events, skip_rejections = (
-        _load_progress(progress_path, signature) if resume else (0, 0)
+        _load_progress(progress_path, signature) if resume and progress_path else (0, 0)
     )
     summary.resumed_after = skip_events
     rejects = _Rejects(rejects_path, summary, skip_rejections)
@@ -210,7 +212,7 @@ def replay_files(
                 producer.send(topics[event.type], key=event.user_id.encode(),
                               value=orjson.dumps(event_to_mapping(event)))
                 summary.sent[event.type] += 1
-                if position % checkpoint_every == 0:
+                if progress_path is not None and position % checkpoint_every == 0:
                     producer.flush()
                     rejects.flush()
                     _save_progress(progress_path, signature, position, rejects.seen, False)
@@ -219,7 +221,8 @@ def replay_files(
             bar.update(max(0, position - skip_events - bar.n))
         producer.flush()
         rejects.flush()
-        _save_progress(progress_path, signature, position, rejects.seen, True)
+        if progress_path is not None:
+            _save_progress(progress_path, signature, position, rejects.seen, True)
     finally:
         rejects.close()
         with contextlib.suppress(Exception):
