@@ -33,21 +33,18 @@ from agents.settings import Settings
 from agents.worker import PipelineWorker
 from pipeline.evaluation import (
     ScoredPurchase,
-    average_precision,
     handbook_test_set,
     precision_recall_curve,
     ranking_metrics,
-    roc_auc,
     roc_curve,
 )
-from pipeline.handbook import TRAIN_START_DAY
+from pipeline.handbook import FIRST_DAY, TRAIN_START_DAY, Truth, handbook_truth
 from pipeline.history import HistoryOptions
 from pipeline.outputs import LIMIT_ADJUSTMENTS, SCORES
-from pipeline.timeutil import DAY, HOUR, parse_time
+from pipeline.timeutil import DAY, HOUR
 
 __all__ = ["EvaluationResult", "evaluate_handbook"]
 
-_FIRST_DAY = parse_time("2018-04-01T00:00:00Z") // DAY
 SCENARIOS = {1: "amount > 220", 2: "compromised terminal", 3: "compromised customer"}
 
 
@@ -55,22 +52,6 @@ SCENARIOS = {1: "amount > 220", 2: "compromised terminal", 3: "compromised custo
 class EvaluationResult:
     metrics: dict[str, Any]
     report: Path
-
-
-def _ground_truth(path: Path) -> dict[str, tuple[str, int, bool, int]]:
-    """Transaction id -> (customer, event time, fraud, scenario), from the file itself."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path, columns=["TRANSACTION_ID", "CUSTOMER_ID", "TX_DATETIME",
-                                         "TX_FRAUD", "TX_FRAUD_SCENARIO"])
-    times = table.column("TX_DATETIME").cast(pa.timestamp("us")).cast(pa.int64()).to_pylist()
-    return {
-        str(tx): (str(customer), micros, bool(fraud), scenario)
-        for tx, customer, micros, fraud, scenario in zip(
-            table.column(0).to_pylist(), table.column(1).to_pylist(), times,
-            table.column(3).to_pylist(), table.column(4).to_pylist(), strict=True)
-    }
 
 
 def _run_pipeline(settings: Settings, path: Path, workdir: Path) -> tuple[list[dict], list[dict]]:
@@ -101,13 +82,13 @@ def _run_pipeline(settings: Settings, path: Path, workdir: Path) -> tuple[list[d
     return scores, adjustments
 
 
-def _measure(scores: list[dict], adjustments: list[dict], truth: dict, threshold: float,
+def _measure(scores: list[dict], adjustments: list[dict], truth: dict[str, Truth], threshold: float,
              cut_threshold: float) -> tuple[dict[str, Any], list[ScoredPurchase]]:
     purchases = []
     for record in scores:
         customer, micros, fraud, scenario = truth[record["transaction_id"]]
         purchases.append(ScoredPurchase(record["transaction_id"], customer,
-                                        micros // DAY - _FIRST_DAY, record["score"], fraud,
+                                        micros // DAY - FIRST_DAY, record["score"], fraud,
                                         scenario))
     test = handbook_test_set(purchases, TRAIN_START_DAY)
     metrics: dict[str, Any] = ranking_metrics(test)
@@ -129,7 +110,7 @@ def _measure(scores: list[dict], adjustments: list[dict], truth: dict, threshold
     test_days = {p.day for p in test}
     for record in scores:
         customer, micros, fraud, _ = truth[record["transaction_id"]]
-        if micros // DAY - _FIRST_DAY not in test_days:
+        if micros // DAY - FIRST_DAY not in test_days:
             continue
         if fraud:
             first_fraud.setdefault(customer, micros)
@@ -142,7 +123,7 @@ def _measure(scores: list[dict], adjustments: list[dict], truth: dict, threshold
     cuts = [a for a in adjustments if a["kind"] == "temporary_cut"]
     metrics["limit_cuts"] = len(cuts)
     metrics["limit_cut_precision"] = (
-        sum(truth[a["cause_event_id"]][2] for a in cuts) / len(cuts) if cuts else float("nan"))
+        sum(truth[a["cause_event_id"]].fraud for a in cuts) / len(cuts) if cuts else float("nan"))
     metrics["alert_threshold"], metrics["cut_threshold"] = threshold, cut_threshold
     return metrics, test
 
@@ -154,7 +135,7 @@ def _published(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _plots(test: list[ScoredPurchase], directory: Path) -> list[Path]:
+def _plots(test: list[ScoredPurchase], metrics: dict[str, Any], directory: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -164,7 +145,7 @@ def _plots(test: list[ScoredPurchase], directory: Path) -> list[Path]:
     paths = []
     fpr, tpr = roc_curve(labels, values)
     figure, axes = plt.subplots(figsize=(5, 5))
-    axes.plot(fpr, tpr, label=f"riskstream (AUC {roc_auc(labels, values):.3f})")
+    axes.plot(fpr, tpr, label=f"riskstream (AUC {metrics['auc_roc']:.3f})")
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="random")
     axes.set(xlabel="false positive rate", ylabel="true positive rate",
              title="ROC, handbook test week")
@@ -175,7 +156,7 @@ def _plots(test: list[ScoredPurchase], directory: Path) -> list[Path]:
     recall, precision = precision_recall_curve(labels, values)
     figure, axes = plt.subplots(figsize=(5, 5))
     axes.step(recall, precision, where="post",
-              label=f"riskstream (AP {average_precision(labels, values):.3f})")
+              label=f"riskstream (AP {metrics['average_precision']:.3f})")
     axes.axhline(sum(labels) / len(labels), linestyle="--", color="grey", label="random")
     axes.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
              title="Precision-recall, handbook test week")
@@ -235,7 +216,7 @@ def evaluate_handbook(data: Path, out: Path, bootstrap: str | None = None,
                       published: Path | None = None) -> EvaluationResult:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    truth = _ground_truth(data)
+    truth = handbook_truth(data)
     with tempfile.TemporaryDirectory(prefix="riskstream-eval-") as tmp:
         workdir = Path(tmp)
         broker = EmbeddedBroker(log_path=workdir / "tansu.log") if bootstrap is None else None
@@ -257,7 +238,7 @@ def evaluate_handbook(data: Path, out: Path, bootstrap: str | None = None,
                 broker.stop()
     metrics, test = _measure(scores, adjustments, truth, settings.alert_threshold,
                              settings.cut_threshold)
-    plots = _plots(test, out)
+    plots = _plots(test, metrics, out)
     if published is None:
         published = data.parent / "fdh_published_ch3_baseline.csv"
     report = _report(metrics, _published(published), plots, out, time.monotonic() - started)

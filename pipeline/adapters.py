@@ -26,10 +26,8 @@ from typing import Any
 
 import orjson
 
-from pipeline.events import event_from_mapping
-from pipeline.exceptions import InvalidEvent
 from pipeline.money import to_minor
-from pipeline.sources import Rejection, SourceRecord, read_events
+from pipeline.sources import SourceRecord, read_events, validated
 from pipeline.timeutil import DAY, format_time, parse_time
 
 __all__ = ["FORMATS", "ColumnMapping", "read_fdh", "read_source", "read_uci_taiwan"]
@@ -133,10 +131,8 @@ def read_source(
 
 
 def _validated(path: str, line: int, record: dict[str, Any]) -> SourceRecord:
-    try:
-        return SourceRecord(path, line, event_from_mapping(record))
-    except InvalidEvent as error:
-        return SourceRecord(path, line, Rejection(error, orjson.dumps(record)))
+    """An adapted record, validated; a rejection keeps the record as the adapter made it."""
+    return validated(path, line, record, orjson.dumps(record))
 
 
 # -- the Fraud Detection Handbook -------------------------------------------------------------

@@ -429,7 +429,8 @@ class RiskEngine:
                 f"{cfg.allowed_lateness // HOUR} h behind the partition's event time "
                 f"{format_time(watermark)}",
             )
-        if event_time > watermark + cfg.max_future_skew:
+        horizon = self.horizon()
+        if horizon is not None and event_time > horizon:
             raise InvalidEvent(
                 "future",
                 f"event time {format_time(event_time)} is more than "

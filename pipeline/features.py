@@ -18,7 +18,7 @@ _LAST_NIGHT_HOUR = 6
 
 
 def purchase_features(
-    user: UserState, tx: Transaction, config: RiskConfig, merchant: MerchantActivity | None = None
+    user: UserState, tx: Transaction, config: RiskConfig, merchant: MerchantActivity
 ) -> dict[str, float]:
     """Window statistics including this purchase, its deviation from the user's habits, and
     its merchant's known fraud risk.
@@ -60,7 +60,7 @@ def purchase_features(
     features["hour"] = float(moment.hour)
     delay = config.label_delay
     for name, span in MERCHANT_SPANS.items():
-        count, frauds = merchant.counts(now, delay, span) if merchant is not None else (0, 0)
+        count, frauds = merchant.counts(now, delay, span)
         features[f"merchant_count_{name}"] = float(count)
         features[f"merchant_risk_{name}"] = frauds / count if count else 0.0
     return features

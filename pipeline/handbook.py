@@ -14,8 +14,9 @@ night is ``hour <= 6``; weekend is Saturday and Sunday; ``TX_DATETIME`` is read 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from pipeline.adapters import read_fdh
 from pipeline.config import RiskConfig
@@ -25,12 +26,21 @@ from pipeline.evaluation import (
     handbook_test_set,
     ranking_metrics,
 )
-from pipeline.events import Transaction
+from pipeline.events import Event, Transaction
 from pipeline.scoring import Scored
 from pipeline.sources import Rejection
 from pipeline.timeutil import DAY, parse_time
 
-__all__ = ["HANDBOOK_FEATURES", "handbook_metrics", "score_history", "stream_features"]
+__all__ = [
+    "FIRST_DAY",
+    "HANDBOOK_FEATURES",
+    "TRAIN_START_DAY",
+    "Truth",
+    "handbook_metrics",
+    "handbook_truth",
+    "score_history",
+    "stream_features",
+]
 
 _PER_MAJOR_UNIT = 100.0  # the handbook's amounts are in currency units; ours in cents
 
@@ -58,33 +68,63 @@ def handbook_row(features: dict[str, float]) -> dict[str, float]:
             for column, (name, divisor) in HANDBOOK_FEATURES.items()}
 
 
+#: The handbook's first day, 2018-04-01, in days since the epoch.
+FIRST_DAY = parse_time("2018-04-01T00:00:00Z") // DAY
+#: The handbook's chapter 3 split: training week, then a week of label delay, then the test
+#: week (2018-08-08..14); as days since its first day.
+TRAIN_START_DAY = 115
+
+
+class Truth(NamedTuple):
+    customer: str
+    event_time: int
+    fraud: bool
+    scenario: int
+
+
+def handbook_truth(path: Path) -> dict[str, Truth]:
+    """Transaction id -> what really happened, from the handbook's file itself."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=["TRANSACTION_ID", "CUSTOMER_ID", "TX_DATETIME",
+                                         "TX_FRAUD", "TX_FRAUD_SCENARIO"])
+    times = table.column("TX_DATETIME").cast(pa.timestamp("us")).cast(pa.int64()).to_pylist()
+    return {
+        str(tx): Truth(str(customer), micros, bool(fraud), scenario)
+        for tx, customer, micros, fraud, scenario in zip(
+            table.column(0).to_pylist(), table.column(1).to_pylist(), times,
+            table.column(3).to_pylist(), table.column(4).to_pylist(), strict=True)
+    }
+
+
+def _events(path: Path, label_delay: int) -> Iterator[Event]:
+    """The handbook's events in order; the file is known to be valid, so a rejection is a bug."""
+    for record in read_fdh(path, label_delay=label_delay):
+        if isinstance(record.item, Rejection):
+            raise ValueError(f"{record.path}:{record.line}: {record.item.error}")
+        yield record.item
+
+
 def stream_features(
-    path: Path, config: RiskConfig | None = None,
-    engine_factory: Callable[[RiskConfig], RiskEngine] = RiskEngine,
+    path: Path, config: RiskConfig | None = None
 ) -> Iterator[tuple[int, dict[str, float]]]:
     """(TRANSACTION_ID, handbook features) of every purchase in the handbook file, in order.
 
     One engine sees every purchase, as one partition of the merchant stage would.
     """
-    engine = engine_factory(config if config is not None else RiskConfig())
+    engine = RiskEngine(config if config is not None else RiskConfig())
     seen: list[tuple[int, dict[str, float]]] = []
 
     def observe(tx: Transaction, features: dict[str, float], _scored: object) -> None:
         seen.append((int(tx.event_id), handbook_row(features)))
 
     engine.observer = observe
-    for record in read_fdh(path, label_delay=engine.config.label_delay):
-        if isinstance(record.item, Rejection):
-            raise ValueError(f"{record.path}:{record.line}: {record.item.error}")
-        engine.process(record.item)
+    for event in _events(path, engine.config.label_delay):
+        engine.process(event)
         if seen:
             yield from seen
             seen.clear()
-
-
-#: The handbook's chapter 3 split: training week, then a week of label delay, then the test
-#: week (2018-08-08..14); as days since its first day, 2018-04-01.
-TRAIN_START_DAY = 115
 
 
 def score_history(
@@ -92,27 +132,18 @@ def score_history(
 ) -> list[ScoredPurchase]:
     """Every purchase of the handbook file with the score the engine gave it when it arrived,
     learning online from the fraud labels as they are released (``config.label_delay``)."""
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path, columns=["TRANSACTION_ID", "TX_FRAUD", "TX_FRAUD_SCENARIO"])
-    truth = dict(zip(table.column(0).to_pylist(),
-                     zip(table.column(1).to_pylist(), table.column(2).to_pylist(), strict=True),
-                     strict=True))
+    truth = handbook_truth(path)
     engine = RiskEngine(config if config is not None else RiskConfig())
-    first_day = parse_time("2018-04-01T00:00:00Z") // DAY
     scored: list[ScoredPurchase] = []
 
     def observe(tx: Transaction, _features: dict[str, float], result: Scored) -> None:
-        fraud, scenario = truth[int(tx.event_id)]
-        scored.append(ScoredPurchase(tx.event_id, tx.user_id, tx.event_time // DAY - first_day,
-                                     result.score, bool(fraud), scenario))
+        known = truth[tx.event_id]
+        scored.append(ScoredPurchase(tx.event_id, tx.user_id, tx.event_time // DAY - FIRST_DAY,
+                                     result.score, known.fraud, known.scenario))
 
     engine.observer = observe
-    for record in read_fdh(path, label_delay=engine.config.label_delay):
-        event = record.item
-        if isinstance(event, Rejection):
-            raise ValueError(f"{record.path}:{record.line}: {event.error}")
-        if until_day is not None and event.event_time // DAY - first_day > until_day:
+    for event in _events(path, engine.config.label_delay):
+        if until_day is not None and event.event_time // DAY - FIRST_DAY > until_day:
             break
         engine.process(event)
     return scored

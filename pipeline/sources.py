@@ -20,7 +20,7 @@ import orjson
 from pipeline.events import Event, event_from_mapping
 from pipeline.exceptions import InvalidEvent
 
-__all__ = ["Rejection", "SourceRecord", "read_events"]
+__all__ = ["Rejection", "SourceRecord", "read_events", "validated"]
 
 #: CSV cells are text; these columns are whole numbers in the contract.
 _INTEGER_COLUMNS = frozenset({"amount_minor"})
@@ -64,10 +64,15 @@ def read_events(
             record = transform(record)
         if event_type is not None and "type" not in record:
             record["type"] = event_type
-        try:
-            yield SourceRecord(source, line, event_from_mapping(record))
-        except InvalidEvent as error:
-            yield SourceRecord(source, line, Rejection(error, original))
+        yield validated(source, line, record, original)
+
+
+def validated(path: str, line: int, record: dict[str, Any], original: bytes) -> SourceRecord:
+    """The event a record makes, or its rejection with the original bytes."""
+    try:
+        return SourceRecord(path, line, event_from_mapping(record))
+    except InvalidEvent as error:
+        return SourceRecord(path, line, Rejection(error, original))
 
 
 def _open_text(path: Path) -> io.TextIOBase:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,9 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from schemas import SCHEMA_TOPICS, load_schema
+
+#: The shared data beside the project root (absent from a user's clone: tests skip).
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @cache

@@ -17,11 +17,10 @@ from pipeline.events import Label, Repayment, Statement, Transaction, event_to_m
 from pipeline.history import HistoryOptions, Pacer, merged_history
 from pipeline.sources import Rejection
 from pipeline.timeutil import DAY, SECOND, parse_time
-from tests.conftest import assert_valid
+from tests.conftest import SHARED_DATA, assert_valid
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-FDH_DEV = DATA / "fdh_dev_2018-04-01_2018-09-04.parquet"
-UCI_DEV = DATA / "uci_taiwan_dev_ids_1_20000.csv"
+FDH_DEV = SHARED_DATA / "fdh_dev_2018-04-01_2018-09-04.parquet"
+UCI_DEV = SHARED_DATA / "uci_taiwan_dev_ids_1_20000.csv"
 T0 = parse_time("2018-04-01T00:00:00Z")
 
 

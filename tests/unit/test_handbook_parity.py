@@ -11,17 +11,16 @@ those rows the test checks that the handbook's values are riskstream's in the ot
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline.handbook import HANDBOOK_FEATURES, stream_features
+from tests.conftest import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-TRANSACTIONS = DATA / "fdh_dev_2018-04-01_2018-09-04.parquet"
-ORACLE = DATA / "fdh_dev_features_2018-04-01_2018-09-04.parquet"
+TRANSACTIONS = SHARED_DATA / "fdh_dev_2018-04-01_2018-09-04.parquet"
+ORACLE = SHARED_DATA / "fdh_dev_features_2018-04-01_2018-09-04.parquet"
 TOLERANCE = 1e-6
 CUSTOMER_COLUMNS = [name for name in HANDBOOK_FEATURES if name.startswith("CUSTOMER_ID")]
 
