@@ -30,7 +30,9 @@ from pipeline.money import to_minor
 from pipeline.sources import SourceRecord, read_events, validated
 from pipeline.timeutil import DAY, format_time, parse_time
 
-__all__ = ["FORMATS", "ColumnMapping", "read_fdh", "read_source", "read_uci_taiwan"]
+__all__ = [
+    "FORMATS", "ColumnMapping", "read_fdh", "read_source", "read_uci_taiwan", "uci_defaults",
+]
 
 #: The ``--format`` names: the contract itself, and the two adapters.
 FORMATS = ("riskstream", "fdh", "uci-taiwan")
@@ -119,12 +121,13 @@ def read_source(
     mapping: ColumnMapping | None = None,
     label_delay: int = 7 * DAY,
     currency: str | None = None,
+    cohort_size: int | None = None,
 ) -> Iterator[SourceRecord]:
     """Every record of one input file, in the file's own order, by its ``format``."""
     if format == "fdh":
         return read_fdh(path, label_delay, currency or "CNY")
     if format == "uci-taiwan":
-        return read_uci_taiwan(path, currency or "TWD")
+        return read_uci_taiwan(path, currency or "TWD", cohort_size)
     if format != "riskstream":
         raise ValueError(f"unknown format {format!r}; known: {', '.join(FORMATS)}")
     return read_events(path, event_type, mapping.apply if mapping is not None else None)
@@ -219,56 +222,106 @@ def _uci_time(year: int, month: int, day: int, clock: str = "00:00:00") -> str:
     return f"{year:04d}-{month:02d}-{day:02d}T{clock}{_TAIWAN}"
 
 
-def read_uci_taiwan(path: Path, currency: str = "TWD") -> Iterator[SourceRecord]:
+def _shifted(year: int, month: int, months: int) -> tuple[int, int]:
+    index = year * 12 + month - 1 + months
+    return index // 12, index % 12 + 1
+
+
+def read_uci_taiwan(
+    path: Path, currency: str = "TWD", cohort_size: int | None = None
+) -> Iterator[SourceRecord]:
     """Statements, repayments and default labels of every client, month by month.
 
-    A month's statement carries ``BILL_AMT`` as its balance and ``LIMIT_BAL`` as the limit; a
-    month with ``PAY_AMT`` > 0 has one repayment of it, due on the statement's due date.
-    Amounts are whole New Taiwan dollars, kept exactly in minor units.
+    A month's statement carries ``BILL_AMT`` as its balance, ``LIMIT_BAL`` as the limit and the
+    month's repayment status, when past due, as ``past_due_cycles``; a month with ``PAY_AMT``
+    > 0 has one repayment of it, due on the statement's due date. Amounts are whole New Taiwan
+    dollars, kept exactly in minor units.
+
+    Every client shares the same six months of 2005, so every default label is known only after
+    every client's last bill: a model learning in event time would score them all cold. With
+    ``cohort_size``, the clients join in cohorts of that many, in file order, each a month
+    after the one before (its calendar shifted, its amounts untouched), so the later cohorts are
+    scored by a model that has learned the earlier cohorts' outcomes -- prequential evaluation
+    in event time.
     """
     source = str(path)
     with open(path, encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         clients = [(reader.line_num, row) for row in reader]
-    for year, month, money, status in UCI_MONTHS:
-        due = _uci_time(year, month, _DUE_DAY, "23:59:59")
-        statements, on_time, late = [], [], []
-        for line, row in clients:
-            client = row.get("ID", "")
-            statements.append(_validated(source, line, {
-                "type": "statement",
-                "event_id": f"uci-{client}-{year}{month:02d}-statement",
-                "user_id": f"uci-{client}",
-                "balance_minor": _whole_dollars(row.get(f"BILL_AMT{money}"), currency),
-                "credit_limit_minor": _whole_dollars(row.get("LIMIT_BAL"), currency),
-                "currency": currency,
-                "event_time": _uci_time(year, month, _STATEMENT_DAY),
-                "due_time": due,
-            }))
-            paid = _whole_dollars(row.get(f"PAY_AMT{money}"), currency)
-            if paid == 0:
-                continue
-            duly = _integer(row.get(f"PAY_{status}"), 0) <= 0
-            (on_time if duly else late).append(_validated(source, line, {
-                "type": "repayment",
-                "event_id": f"uci-{client}-{year}{month:02d}-payment",
-                "user_id": f"uci-{client}",
-                "amount_minor": paid,
-                "currency": currency,
-                "event_time": _uci_time(year, month, _ON_TIME_DAY if duly else _LATE_DAY),
-                "due_time": due,
-            }))
-        yield from statements
-        yield from on_time
-        yield from late
-    known = format_time(parse_time(_uci_time(2005, 10, _DUE_DAY, "23:59:59")) + UCI_DEFAULT_GRACE)
-    for line, row in clients:
+    size = cohort_size or max(1, len(clients))
+    if size < 1:
+        raise ValueError("cohort_size must be at least 1")
+    cohorts = [clients[start:start + size] for start in range(0, len(clients), size)] or [[]]
+    label_month = len(UCI_MONTHS) + 1  # October's bill is due, then the grace passes
+    for step in range(len(UCI_MONTHS) + len(cohorts) + 1):
+        records: list[tuple[int, SourceRecord]] = []
+        for shift, cohort in enumerate(cohorts):
+            month_index = step - shift
+            if 0 <= month_index < len(UCI_MONTHS):
+                records.extend(_uci_month(source, cohort, month_index, shift, currency))
+            elif month_index == label_month:
+                records.extend(_uci_defaults(source, cohort, shift))
+        records.sort(key=lambda pair: pair[0])  # stable: file order within the same time
+        yield from (record for _, record in records)
+
+
+def _uci_month(
+    source: str, cohort: list[tuple[int, dict[str, str]]], month_index: int, shift: int,
+    currency: str,
+) -> Iterator[tuple[int, SourceRecord]]:
+    real_year, real_month, money, status = UCI_MONTHS[month_index]
+    year, month = _shifted(real_year, real_month, shift)
+    due = _uci_time(year, month, _DUE_DAY, "23:59:59")
+    statement_time = _uci_time(year, month, _STATEMENT_DAY)
+    for line, row in cohort:
+        client = row.get("ID", "")
+        behind = _integer(row.get(f"PAY_{status}"), 0)
+        yield parse_time(statement_time), _validated(source, line, {
+            "type": "statement",
+            "event_id": f"uci-{client}-{real_year}{real_month:02d}-statement",
+            "user_id": f"uci-{client}",
+            "balance_minor": _whole_dollars(row.get(f"BILL_AMT{money}"), currency),
+            "credit_limit_minor": _whole_dollars(row.get("LIMIT_BAL"), currency),
+            "past_due_cycles": max(0, behind),
+            "currency": currency,
+            "event_time": statement_time,
+            "due_time": due,
+        })
+        paid = _whole_dollars(row.get(f"PAY_AMT{money}"), currency)
+        if paid == 0:
+            continue
+        paid_at = _uci_time(year, month, _ON_TIME_DAY if behind <= 0 else _LATE_DAY)
+        yield parse_time(paid_at), _validated(source, line, {
+            "type": "repayment",
+            "event_id": f"uci-{client}-{real_year}{real_month:02d}-payment",
+            "user_id": f"uci-{client}",
+            "amount_minor": paid,
+            "currency": currency,
+            "event_time": paid_at,
+            "due_time": due,
+        })
+
+
+def _uci_defaults(
+    source: str, cohort: list[tuple[int, dict[str, str]]], shift: int
+) -> Iterator[tuple[int, SourceRecord]]:
+    year, month = _shifted(2005, 10, shift)
+    known = parse_time(_uci_time(year, month, _DUE_DAY, "23:59:59")) + UCI_DEFAULT_GRACE
+    for line, row in cohort:
         if _integer(row.get("default.payment.next.month"), 0) == 1:
             client = row.get("ID", "")
-            yield _validated(source, line, {
+            yield known, _validated(source, line, {
                 "type": "label", "event_id": f"uci-{client}-default",
-                "user_id": f"uci-{client}", "kind": "default", "event_time": known,
+                "user_id": f"uci-{client}", "kind": "default", "event_time": format_time(known),
             })
+
+
+def uci_defaults(path: Path) -> dict[str, bool]:
+    """Whether each client (by riskstream user id) defaulted: the evaluation's ground truth."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        return {f"uci-{row.get('ID', '')}":
+                _integer(row.get("default.payment.next.month"), 0) == 1
+                for row in csv.DictReader(handle)}
 
 
 def _integer(text: str | None, default: int) -> int:

@@ -61,6 +61,20 @@ class RiskConfig:
     raise_step_bp: int = 2_000
     #: Limits move in whole steps of this many minor units (CNY 100.00).
     limit_granularity_minor: int = 10_000
+    #: "Uses the line often", for a line known by its statements rather than its purchases
+    #: (an issuer's history): this many consecutive statements with something owed.
+    raise_min_statements_in_use: int = 3
+    #: A line with statements is raised only with a default probability at or below this,
+    #: so not while the default model is cold; a line known only by purchases by the rules.
+    raise_max_default_risk: float = 0.05
+
+    # -- default risk (the credit side) -----------------------------------------------------
+    #: At or above this default probability the available credit is frozen, and restored
+    #: when a later statement or repayment scores below it.
+    freeze_default_risk: float = 0.7
+    #: A line with neither a new statement nor a default label this long after its last
+    #: statement has its last cycle learned as repaid (a default label arrives within it).
+    default_horizon: int = 90 * DAY
 
     # -- late labels: merchant risk and the supervised model ---------------------------------
     #: Labels are taken as known this long after a purchase (the Fraud Detection Handbook's
@@ -90,5 +104,7 @@ class RiskConfig:
             raise ValueError("need 0 < alert_threshold <= cut_threshold <= 1")
         if not 0 <= self.cut_keep_bp < 10_000:
             raise ValueError("cut_keep_bp must be in [0, 10000)")
+        if not 0 <= self.raise_max_default_risk < self.freeze_default_risk <= 1:
+            raise ValueError("need 0 <= raise_max_default_risk < freeze_default_risk <= 1")
         if self.default_limit_minor > self.max_limit_minor:
             raise ValueError("default_limit_minor exceeds max_limit_minor")

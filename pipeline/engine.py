@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.config import RiskConfig
+from pipeline.credit import CreditHistory, DefaultModel
 from pipeline.events import FRAUD_LABEL_KINDS, Event, Label, Repayment, Statement, Transaction
 from pipeline.exceptions import InvalidEvent
 from pipeline.features import purchase_features
@@ -21,13 +22,14 @@ from pipeline.merchants import MERCHANT_SPANS, MerchantActivity
 from pipeline.money import format_minor
 from pipeline.outputs import (
     ALERTS,
+    CREDIT_SCORES,
     LIMIT_ADJUSTMENTS,
     SCORES,
     AdjustmentKind,
     Output,
     stable_id,
 )
-from pipeline.policy import cut_amount, raise_limit, severity
+from pipeline.policy import cut_amount, freeze_for_risk, raise_limit, severity
 from pipeline.scoring import RiskScorer, Scored
 from pipeline.state import Hold, UserState, id_hash
 from pipeline.timeutil import HOUR, format_time
@@ -72,6 +74,10 @@ class RiskEngine:
         self.observer: PurchaseObserver | None = None
         #: Purchases whose label is not known yet, with the supervised model's inputs.
         self.pending_labels = PendingLabels(self.config.label_delay, self.config.negative_share)
+        #: Default risk of the credit lines, and when each billing cycle's performance window
+        #: closes: (time, user id, cycle number).
+        self.default_model = DefaultModel()
+        self._cycle_maturities: list[tuple[int, str, int]] = []
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -92,7 +98,7 @@ class RiskEngine:
         elif isinstance(event, Repayment):
             outputs.extend(self._repayment(event, event_hash))
         elif isinstance(event, Statement):
-            self._statement(event, event_hash)
+            outputs.extend(self._statement(event, event_hash))
         else:
             outputs.extend(self._label(event, event_hash))
         return outputs
@@ -104,6 +110,7 @@ class RiskEngine:
             learn_label = self.scorer.learn_label
             for inputs in self.pending_labels.matured(now):
                 learn_label(inputs, False)
+            self._mature_cycles(now)
         outputs: list[Output] = []
         expiries = self._expiries
         while expiries and expiries[0][0] <= now:
@@ -213,50 +220,135 @@ class RiskEngine:
         return outputs
 
     def _repayment(self, repayment: Repayment, event_hash: int) -> list[Output]:
-        cfg = self.config
         user = self.user(repayment.user_id)
         user.remember_other(event_hash)
         user.balance_minor = max(0, user.balance_minor - repayment.amount_minor)
-        if repayment.due_time is None:
-            return []
-        if repayment.event_time > repayment.due_time:
-            user.late_repayments += 1
-            return []
-        user.on_time_repayments += 1
-        new_limit = raise_limit(user, repayment.event_time, cfg)
+        if repayment.due_time is not None:
+            if repayment.event_time > repayment.due_time:
+                user.late_repayments += 1
+            else:
+                user.on_time_repayments += 1
+        outputs: list[Output] = []
+        if user.credit is not None:
+            user.credit.add_repayment(repayment.amount_minor)
+            outputs.extend(self._review_credit(repayment.user_id, user, repayment, False))
+        # A line with statements is reviewed for a raise when its bill comes, with the cycle's
+        # whole record; a line known by its purchases when it repays on time.
+        on_time = repayment.due_time is not None and repayment.event_time <= repayment.due_time
+        if on_time and user.credit is None:
+            outputs.extend(self._raise(repayment.user_id, user, repayment.event_time,
+                                       repayment.event_id))
+        return outputs
+
+    def _raise(self, user_id: str, user: UserState, now: int, cause: str) -> list[Output]:
+        """Behaviour A: a raise when the user has earned one (see :func:`raise_limit`)."""
+        cfg = self.config
+        new_limit = raise_limit(user, now, cfg)
         if new_limit is None:
             return []
         before_limit, before_available = user.limit_minor, user.available_minor
         user.limit_minor = new_limit
-        user.last_raise_time = repayment.event_time
-        purchases_30d = user.windows.stats(repayment.event_time, 30 * 24 * HOUR).count
+        user.last_raise_time = now
+        credit = user.credit
+        if credit is not None and credit.in_use >= cfg.raise_min_statements_in_use:
+            use = f"{credit.in_use} statements in a row with a balance"
+        else:
+            use = f"{user.windows.stats(now, 30 * 24 * HOUR).count} purchases in 30 days"
+        risk = (f", default risk {credit.risk:.2f}"
+                if credit is not None and credit.risk is not None else "")
         return [
             self._adjustment(
-                stable_id("adj", repayment.event_id, "increase"), "increase",
-                repayment.user_id, user, repayment.event_time,
+                stable_id("adj", cause, "increase"), "increase", user_id, user, now,
                 limit_before=before_limit, available_before=before_available,
-                reason=f"{user.on_time_repayments} on-time repayments and none late, "
-                f"{purchases_30d} purchases in 30 days, no alert in "
-                f"{cfg.raise_quiet_period // (24 * HOUR)} days",
-                cause=repayment.event_id,
+                reason=f"{user.on_time_repayments} on-time repayments and none late, {use}, "
+                f"no alert in {cfg.raise_quiet_period // (24 * HOUR)} days{risk}",
+                cause=cause,
             )
         ]
 
-    def _statement(self, statement: Statement, event_hash: int) -> None:
+    def _statement(self, statement: Statement, event_hash: int) -> list[Output]:
         """The bill is the issuer's word on what is owed: the balance follows it. Its limit is
-        adopted while riskstream has not moved the limit itself (an opening limit)."""
+        adopted while riskstream has not moved the limit itself (an opening limit). It opens
+        the line's next billing cycle (see :mod:`pipeline.credit`)."""
         user = self.user(statement.user_id)
         user.remember_other(event_hash)
         user.balance_minor = max(0, statement.balance_minor)
         if statement.credit_limit_minor is not None and user.last_raise_time is None:
             user.limit_minor = statement.credit_limit_minor
+        credit = user.credit
+        if credit is None:
+            credit = user.credit = CreditHistory()
+        credit.add_statement(statement.balance_minor, user.limit_minor,
+                             statement.past_due_cycles)
+        outputs = self._review_credit(statement.user_id, user, statement, True)
+        outputs.extend(self._raise(statement.user_id, user, statement.event_time,
+                                   statement.event_id))
+        return outputs
+
+    def _review_credit(
+        self, user_id: str, user: UserState, event: Statement | Repayment, new_cycle: bool
+    ) -> list[Output]:
+        """Score the line's default risk after a statement or repayment, and freeze or lift
+        a freeze by it."""
+        cfg = self.config
+        credit = user.credit
+        assert credit is not None
+        now = event.event_time
+        inputs = credit.inputs(user.on_time_repayments, user.late_repayments)
+        if new_cycle:
+            assert isinstance(event, Statement)
+            cycle = credit.track(inputs, event.due_time + cfg.default_horizon)
+            assert cycle is not None
+            heapq.heappush(self._cycle_maturities, (cycle.matures_at, user_id, cycle.number))
+        else:
+            credit.track(inputs, None)
+        risk = credit.risk = self.default_model.score_one(inputs)
+        outputs: list[Output] = []
+        if cfg.emit_scores:
+            outputs.append(Output(CREDIT_SCORES, user_id, {
+                "cause_event_id": event.event_id, "user_id": user_id,
+                "event_time": format_time(now), "default_risk": risk,
+            }))
+        decision = freeze_for_risk(user, cfg)
+        if decision is None:
+            return outputs
+        why = f"default risk {risk:.2f} after {event.type} {event.event_id}"
+        if decision:
+            before = user.available_minor
+            adjustment_id = stable_id("adj", event.event_id, "risk_freeze")
+            user.hold = Hold(adjustment_id, "", before, expires_at=0, kind="risk_freeze")
+            outputs.append(self._adjustment(
+                adjustment_id, "risk_freeze", user_id, user, now,
+                limit_before=user.limit_minor, available_before=before,
+                reason=f"{why} is at or above {cfg.freeze_default_risk:.2f}; available credit "
+                "frozen until a later statement or repayment scores below it",
+                cause=event.event_id,
+            ))
+        else:
+            assert user.hold is not None
+            outputs.append(self._release_hold(
+                user_id, user, now, user.hold.adjustment_id,
+                f"{why} is below {cfg.freeze_default_risk:.2f}",
+            ))
+        return outputs
+
+    def _mature_cycles(self, now: int) -> None:
+        """Learn as repaid every cycle whose performance window closed with no default."""
+        maturities = self._cycle_maturities
+        while maturities and maturities[0][0] < now:
+            _, user_id, number = heapq.heappop(maturities)
+            credit = self.users[user_id].credit
+            assert credit is not None
+            inputs = credit.matured(number)
+            if inputs is not None:
+                self.default_model.learn_one(inputs, False)
 
     def _label(self, label: Label, event_hash: int) -> list[Output]:
         user = self.user(label.user_id)
         user.remember_other(event_hash)
         hold = user.hold
         if label.kind == "legitimate":
-            if hold is None or hold.confirmed:
+            if hold is None or hold.confirmed or hold.kind != "cut":
                 return []
             return [
                 self._release_hold(
@@ -272,6 +364,9 @@ class RiskEngine:
         else:
             user.defaulted = True
             what = f"default reported by label {label.event_id}"
+            if user.credit is not None:
+                for inputs in user.credit.defaulted():
+                    self.default_model.learn_one(inputs, True)
         if hold is not None and not hold.confirmed:
             hold.confirmed = True
             return [
@@ -287,7 +382,7 @@ class RiskEngine:
             return []  # already frozen
         before = user.available_minor
         adjustment_id = stable_id("adj", label.event_id, "freeze")
-        user.hold = Hold(adjustment_id, "", before, expires_at=0, confirmed=True)
+        user.hold = Hold(adjustment_id, "", before, expires_at=0, confirmed=True, kind="freeze")
         return [
             self._adjustment(
                 adjustment_id, "freeze", label.user_id, user, label.event_time,

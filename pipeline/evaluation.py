@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ScoredPurchase",
     "average_precision",
     "card_precision_at_k",
+    "credit_metrics",
     "handbook_test_set",
     "precision_recall_curve",
     "ranking_metrics",
@@ -161,3 +163,47 @@ def card_precision_at_k(test: Iterable[ScoredPurchase], k: int = 100) -> float:
         precisions.append(len(hits) / k)
         detected.update(hits)
     return sum(precisions) / len(precisions) if precisions else float("nan")
+
+
+def credit_metrics(
+    latest_risk: dict[str, float | None],
+    defaulted: dict[str, bool],
+    raised: set[str],
+    frozen: set[str],
+    shares: Sequence[float] = (0.2, 0.4, 0.6),
+) -> dict[str, Any]:
+    """The credit side's figures: the default ranking of every client a warm model scored,
+    and the default rates among the raised and the frozen (all clients count for the shares).
+
+    >>> m = credit_metrics({"a": 0.1, "b": 0.9, "c": None}, {"a": False, "b": True, "c": True},
+    ...                    raised={"a"}, frozen={"b"})
+    >>> m["auc_roc"], m["raised_share"], m["raised_default_rate"], m["frozen_precision"]
+    (1.0, 0.3333333333333333, 0.0, 1.0)
+    """
+    scored = sorted((risk, user) for user, risk in latest_risk.items() if risk is not None)
+    labels = [defaulted[user] for _, user in scored]
+    values = [risk for risk, _ in scored]
+    clients = len(defaulted)
+    defaulters = sum(defaulted.values())
+
+    def rate(users: Iterable[str]) -> float:
+        chosen = [defaulted[user] for user in users]
+        return sum(chosen) / len(chosen) if chosen else float("nan")
+
+    return {
+        "clients": clients,
+        "defaulters": defaulters,
+        "base_rate": defaulters / clients if clients else float("nan"),
+        "scored": len(scored),
+        "auc_roc": roc_auc(labels, values),
+        "average_precision": average_precision(labels, values),
+        "raised": len(raised),
+        "raised_share": len(raised) / clients if clients else float("nan"),
+        "raised_default_rate": rate(raised),
+        "frozen": len(frozen),
+        "frozen_precision": rate(frozen),
+        "safest_share_rates": [
+            (share, rate(user for _, user in scored[: int(share * len(scored))]))
+            for share in shares
+        ],
+    }

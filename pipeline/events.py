@@ -48,6 +48,8 @@ MIN_EVENT_TIME = parse_time("1990-01-01T00:00:00Z")
 MAX_EVENT_TIME = parse_time("2100-01-01T00:00:00Z")
 
 MAX_ID_LENGTH = 128
+#: Most billing cycles a line can be past due (UCI's scale stops at 9; a decade is corrupt).
+MAX_PAST_DUE_CYCLES = 120
 
 EventType = Literal["transaction", "repayment", "statement", "label"]
 EVENT_TYPES: tuple[EventType, ...] = ("transaction", "repayment", "statement", "label")
@@ -93,7 +95,9 @@ class Repayment:
 class Statement:
     """A monthly bill: what the user owes at ``event_time`` (the statement date), due by
     ``due_time``. ``balance_minor`` is negative when the user has paid in advance.
-    ``credit_limit_minor`` is the limit on the issuer's books, when the source knows it."""
+    ``credit_limit_minor`` is the limit on the issuer's books, when the source knows it.
+    ``past_due_cycles`` is the bill's delinquency status: how many billing cycles the line is
+    behind (0 when current)."""
 
     event_id: str
     user_id: str
@@ -102,6 +106,7 @@ class Statement:
     event_time: int
     due_time: int
     credit_limit_minor: int | None = None
+    past_due_cycles: int = 0
 
     type = "statement"
 
@@ -179,6 +184,7 @@ def event_from_mapping(record: dict[str, Any], event_type: str | None = None) ->
             credit_limit_minor=(
                 _amount(record, "credit_limit_minor") if limit is not None else None
             ),
+            past_due_cycles=_cycles(record, "past_due_cycles"),
         )
     if kind == "label":
         label_kind = record.get("kind")
@@ -271,6 +277,20 @@ def _currency(record: dict[str, Any]) -> str:
     value = _required(record, "currency")
     if not isinstance(value, str) or value not in MINOR_UNIT_EXPONENT:
         raise InvalidEvent("unknown-currency", f"currency {value!r} is not supported")
+    return value
+
+
+def _cycles(record: dict[str, Any], field: str) -> int:
+    """An optional count of billing cycles (0 when absent)."""
+    value = record.get(field)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEvent("wrong-type", f"{field} must be an integer, got {type(value).__name__}")
+    if not 0 <= value <= MAX_PAST_DUE_CYCLES:
+        raise InvalidEvent(
+            "invalid-value", f"{field} must be in 0..{MAX_PAST_DUE_CYCLES}, got {value}"
+        )
     return value
 
 

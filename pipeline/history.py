@@ -34,6 +34,8 @@ class HistoryOptions:
     mapping: ColumnMapping | None = None
     label_delay: int = 7 * DAY
     currency: str | None = None
+    #: ``uci-taiwan`` only: clients join in monthly cohorts of this size (prequential).
+    cohort_size: int | None = None
 
 
 def merged_history(
@@ -48,6 +50,7 @@ def merged_history(
         for sequence, record in enumerate(read_source(
             path, options.format, event_type=options.event_type, mapping=options.mapping,
             label_delay=options.label_delay, currency=options.currency,
+            cohort_size=options.cohort_size,
         )):
             item = record.item
             if isinstance(item, Rejection):

@@ -9,15 +9,22 @@ from __future__ import annotations
 from hashlib import blake2b
 from typing import Any, Literal, NamedTuple
 
-__all__ = ["ALERTS", "LIMIT_ADJUSTMENTS", "SCORES", "AdjustmentKind", "Output", "stable_id"]
+__all__ = [
+    "ALERTS", "CREDIT_SCORES", "LIMIT_ADJUSTMENTS", "SCORES", "AdjustmentKind", "Output",
+    "stable_id",
+]
 
 #: Logical output streams; the shell maps them to topic names.
 ALERTS = "alerts"
 LIMIT_ADJUSTMENTS = "limit-adjustments"
 #: Every purchase's score, when ``RiskConfig.emit_scores`` is on (for evaluation).
 SCORES = "scores"
+#: Every default-risk review (a statement or a repayment), with ``emit_scores`` too.
+CREDIT_SCORES = "credit-scores"
 
-AdjustmentKind = Literal["temporary_cut", "restore", "increase", "hold_confirmed", "freeze"]
+AdjustmentKind = Literal[
+    "temporary_cut", "restore", "increase", "hold_confirmed", "freeze", "risk_freeze"
+]
 
 
 class Output(NamedTuple):

@@ -7,6 +7,7 @@ from array import array
 from dataclasses import dataclass
 from hashlib import blake2b
 
+from pipeline.credit import CreditHistory
 from pipeline.windows import PurchaseWindows
 
 __all__ = ["Hold", "UserState", "id_hash"]
@@ -22,13 +23,16 @@ def id_hash(event_id: str) -> int:
 
 @dataclass(slots=True)
 class Hold:
-    """A temporary reduction of available credit, restored at ``expires_at`` unless confirmed."""
+    """Available credit held back. A ``cut`` (an alert's) is restored at ``expires_at`` unless
+    confirmed; a ``risk_freeze`` (a high default risk) when a later review scores lower; a
+    ``freeze`` (a confirmed fraud or default) only by a person."""
 
     adjustment_id: str
     alert_id: str
     amount_minor: int
     expires_at: int
     confirmed: bool = False
+    kind: str = "cut"
 
 
 class UserState:
@@ -39,6 +43,7 @@ class UserState:
         "baseline_count",
         "baseline_mean",
         "baseline_var",
+        "credit",
         "defaulted",
         "fraud_confirmed",
         "hold",
@@ -65,6 +70,8 @@ class UserState:
         self.last_raise_time: int | None = None
         self.fraud_confirmed = False
         self.defaulted = False
+        #: The credit line's record, once the user has had a statement.
+        self.credit: CreditHistory | None = None
         #: Id hashes of the latest repayments and labels (purchases: see ``windows``).
         self.other_ids = array("q")
 

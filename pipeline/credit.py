@@ -1,0 +1,208 @@
+"""Credit risk: how likely a user is to default, from their bills and repayments.
+
+Fraud is a property of a purchase; default is a property of a credit line, so it is scored on
+the line's own events. Each statement and repayment updates the user's :class:`CreditHistory`
+(utilisation of the limit, how much of each bill was paid, how many cycles past due) and the
+:class:`DefaultModel` scores its inputs. The latest inputs of the current billing cycle wait as
+the cycle's outcome, learned in event time and never before it is known -- the credit
+scorer's usual *performance window*:
+
+- a ``default`` label learns every cycle still in its window as a default;
+- a cycle whose window (``default_horizon`` after its due date) passes with no default label
+  is learned as repaid.
+
+A line keeps at most :data:`MAX_PENDING_CYCLES` cycles in their windows; an older one, which
+only a window longer than that many bills could leave open, is dropped unlearned.
+
+The default probability is the policy's input for limit raises (behaviour A) and for freezing
+a line whose risk is high (see :mod:`pipeline.policy`).
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+
+from river import linear_model, optim, preprocessing
+
+__all__ = ["CREDIT_INPUTS", "MAX_PENDING_CYCLES", "CreditHistory", "DefaultModel", "PendingCycle"]
+
+CREDIT_INPUTS = (
+    "log_limit", "utilisation", "utilisation_peak", "utilisation_mean",
+    "paid_share_cycle", "paid_share_last", "paid_share_mean",
+    "log_paid_cycle", "log_paid_last",
+    "on_time_repayments", "late_repayments",
+    "past_due", "past_due_previous", "past_due_peak",
+)
+
+#: Cycles in their performance window kept per line (three monthly bills: a 60-day window).
+MAX_PENDING_CYCLES = 3
+
+#: A cycle's paid share is capped here so one prepayment cannot dominate the mean.
+_PAID_SHARE_CAP = 2.0
+
+
+class PendingCycle:
+    """A billing cycle in its performance window: its latest inputs, and when it matures."""
+
+    __slots__ = ("inputs", "matures_at", "number")
+
+    def __init__(self, number: int, matures_at: int, inputs: array) -> None:
+        self.number = number
+        self.matures_at = matures_at
+        self.inputs = inputs
+
+    def __getstate__(self) -> tuple:
+        return self.number, self.matures_at, self.inputs
+
+    def __setstate__(self, state: tuple) -> None:
+        self.number, self.matures_at, self.inputs = state
+
+
+class CreditHistory:
+    """The credit line's record, kept only for users who get statements (about 150 bytes)."""
+
+    __slots__ = (
+        "balance_minor", "cycles", "in_use", "limit_minor", "paid_cycle_minor", "paid_last_minor",
+        "paid_share_last", "paid_share_sum", "past_due", "past_due_peak", "past_due_previous",
+        "pending", "risk", "statements", "utilisation_peak", "utilisation_sum",
+    )
+
+    def __init__(self) -> None:
+        self.statements = 0
+        self.balance_minor = 0
+        self.limit_minor = 0
+        #: Repaid since the latest statement, and in the whole previous cycle.
+        self.paid_cycle_minor = 0
+        self.paid_last_minor = 0
+        #: Completed cycles that had something to pay, and their paid shares.
+        self.cycles = 0
+        self.paid_share_last = 1.0
+        self.paid_share_sum = 0.0
+        self.utilisation_peak = 0.0
+        self.utilisation_sum = 0.0
+        self.past_due = 0
+        self.past_due_previous = 0
+        self.past_due_peak = 0
+        #: Consecutive statements with something owed: the line is in use.
+        self.in_use = 0
+        #: Cycles waiting for their outcome, oldest first (the last is the current one).
+        self.pending: list[PendingCycle] = []
+        #: The latest default probability (None while the model is cold).
+        self.risk: float | None = None
+
+    def __getstate__(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setstate__(self, state: tuple) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)
+
+    def add_statement(self, balance_minor: int, limit_minor: int, past_due: int) -> None:
+        """Close the previous cycle and open a new one at this bill."""
+        if self.statements and self.balance_minor > 0:
+            share = min(self.paid_cycle_minor / self.balance_minor, _PAID_SHARE_CAP)
+            self.paid_share_last = share
+            self.paid_share_sum += share
+            self.cycles += 1
+        if self.statements:
+            self.paid_last_minor = self.paid_cycle_minor
+        self.paid_cycle_minor = 0
+        self.statements += 1
+        self.balance_minor = balance_minor
+        self.limit_minor = limit_minor
+        utilisation = balance_minor / limit_minor if limit_minor > 0 else 0.0
+        self.utilisation_peak = max(self.utilisation_peak, utilisation)
+        self.utilisation_sum += utilisation
+        self.past_due_previous = self.past_due
+        self.past_due = past_due
+        self.past_due_peak = max(self.past_due_peak, past_due)
+        self.in_use = self.in_use + 1 if balance_minor > 0 else 0
+
+    def add_repayment(self, amount_minor: int) -> None:
+        self.paid_cycle_minor += amount_minor
+
+    def track(self, inputs: array, matures_at: int | None) -> PendingCycle | None:
+        """Keep ``inputs`` as the current cycle's; ``matures_at`` opens a new cycle (returned).
+        Inputs after a statement with no window of its own are not tracked."""
+        pending = self.pending
+        if matures_at is not None:
+            cycle = PendingCycle(self.statements, matures_at, inputs)
+            pending.append(cycle)
+            if len(pending) > MAX_PENDING_CYCLES:
+                del pending[0]
+            return cycle
+        if pending and pending[-1].number == self.statements:
+            pending[-1].inputs = inputs
+        return None
+
+    def matured(self, number: int) -> array | None:
+        """The inputs of cycle ``number`` if it is still waiting (it is then done)."""
+        for index, cycle in enumerate(self.pending):
+            if cycle.number == number:
+                del self.pending[index]
+                return cycle.inputs
+        return None
+
+    def defaulted(self) -> list[array]:
+        """The inputs of every cycle in its window, which a default now settles."""
+        inputs = [cycle.inputs for cycle in self.pending]
+        self.pending.clear()
+        return inputs
+
+    def inputs(self, on_time_repayments: int, late_repayments: int) -> array:
+        """The model's inputs, in the order of :data:`CREDIT_INPUTS`."""
+        limit = max(self.limit_minor, 1)
+        balance = self.balance_minor
+        paid_share_cycle = (min(self.paid_cycle_minor / balance, _PAID_SHARE_CAP)
+                            if balance > 0 else 1.0)
+        return array("f", (
+            math.log(limit),
+            balance / limit,
+            self.utilisation_peak,
+            self.utilisation_sum / max(self.statements, 1),
+            paid_share_cycle,
+            self.paid_share_last,
+            self.paid_share_sum / self.cycles if self.cycles else 1.0,
+            math.log1p(self.paid_cycle_minor / 100),
+            math.log1p(self.paid_last_minor / 100),
+            float(on_time_repayments),
+            float(late_repayments),
+            float(self.past_due),
+            float(self.past_due_previous),
+            float(self.past_due_peak),
+        ))
+
+
+class DefaultModel:
+    """``score_one(inputs) -> P(default)``; ``learn_one(inputs, defaulted)``.
+
+    river's logistic regression on standardised inputs. Cold (scores None) until it has learned
+    ``min_defaults`` defaults and ``min_repaid`` repaid cycles, so early raises and freezes never
+    rest on a model that has not seen both outcomes.
+    """
+
+    def __init__(self, learning_rate: float = 0.01, min_defaults: int = 30,
+                 min_repaid: int = 100) -> None:
+        self.model = preprocessing.StandardScaler() | linear_model.LogisticRegression(
+            optimizer=optim.SGD(learning_rate))
+        self.min_defaults = min_defaults
+        self.min_repaid = min_repaid
+        self.defaults_seen = 0
+        self.repaid_seen = 0
+
+    @property
+    def warm(self) -> bool:
+        return self.defaults_seen >= self.min_defaults and self.repaid_seen >= self.min_repaid
+
+    def score_one(self, inputs: array) -> float | None:
+        if not self.warm:
+            return None
+        return self.model.predict_proba_one(dict(zip(CREDIT_INPUTS, inputs, strict=True)))[True]
+
+    def learn_one(self, inputs: array, defaulted: bool) -> None:
+        self.model.learn_one(dict(zip(CREDIT_INPUTS, inputs, strict=True)), defaulted)
+        if defaulted:
+            self.defaults_seen += 1
+        else:
+            self.repaid_seen += 1
