@@ -271,7 +271,7 @@ def evaluate_credit(data: Path, out: Path, bootstrap: str | None = None,
     settings, written = _through_worker(
         data, bootstrap, HistoryOptions(format="uci-taiwan", cohort_size=cohort_size),
         (CREDIT_SCORES, LIMIT_ADJUSTMENTS),
-        currency="TWD", default_limit_minor=0, max_limit_minor=10**11,
+        currency="TWD", default_limit_minor=100, max_limit_minor=10**11,  # limits come on bills
     )
     latest: dict[str, float | None] = {}
     for record in written[CREDIT_SCORES]:

@@ -81,13 +81,25 @@ class Settings(BaseSettings):
     default_limit_minor: int = Field(
         500_000, gt=0, description="Opening limit of a new user, in minor units."
     )
+    max_limit_minor: int = Field(
+        5_000_000, gt=0, description="Cap of any automatic limit increase, in minor units."
+    )
     alert_threshold: float = Field(0.7, gt=0, le=1, description="Score that raises an alert.")
     cut_threshold: float = Field(
         0.8, gt=0, le=1, description="Score at which an alert also cuts available credit."
     )
 
+    raise_max_default_risk: float = Field(
+        0.05, ge=0, le=1,
+        description="Highest default probability at which a line with statements is raised.",
+    )
+    freeze_default_risk: float = Field(
+        0.7, gt=0, le=1, description="Default probability at which a line is frozen."
+    )
+
     emit_scores: bool = Field(
-        False, description="Also write every purchase's score to the scores topic (evaluation)."
+        False, description="Also write every score to the scores and credit-scores topics "
+        "(evaluation).",
     )
 
     def topic(self, name: str) -> str:
@@ -97,6 +109,9 @@ class Settings(BaseSettings):
         return RiskConfig(
             currency=self.currency,
             default_limit_minor=self.default_limit_minor,
+            max_limit_minor=self.max_limit_minor,
+            raise_max_default_risk=self.raise_max_default_risk,
+            freeze_default_risk=self.freeze_default_risk,
             alert_threshold=self.alert_threshold,
             cut_threshold=self.cut_threshold,
             emit_scores=self.emit_scores,

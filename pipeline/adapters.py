@@ -248,9 +248,9 @@ def read_uci_taiwan(
     with open(path, encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         clients = [(reader.line_num, row) for row in reader]
-    size = cohort_size or max(1, len(clients))
-    if size < 1:
+    if cohort_size is not None and cohort_size < 1:
         raise ValueError("cohort_size must be at least 1")
+    size = cohort_size or max(1, len(clients))
     cohorts = [clients[start:start + size] for start in range(0, len(clients), size)] or [[]]
     label_month = len(UCI_MONTHS) + 1  # October's bill is due, then the grace passes
     for step in range(len(UCI_MONTHS) + len(cohorts) + 1):

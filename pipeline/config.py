@@ -70,10 +70,13 @@ class RiskConfig:
 
     # -- default risk (the credit side) -----------------------------------------------------
     #: At or above this default probability the available credit is frozen, and restored
-    #: when a later statement or repayment scores below it.
+    #: when a later statement scores below it.
     freeze_default_risk: float = 0.7
-    #: A line with neither a new statement nor a default label this long after its last
-    #: statement has its last cycle learned as repaid (a default label arrives within it).
+    #: A bill this many cycles past due is a default (90 days past due, the Basel definition).
+    default_past_due_cycles: int = 3
+    #: A billing cycle's performance window: with no default by this long after its due date,
+    #: the cycle is learned as repaid (if the line is current then). A missed bill becomes a
+    #: default label about 30 days after its due date; the window leaves a cycle to spare.
     default_horizon: int = 90 * DAY
 
     # -- late labels: merchant risk and the supervised model ---------------------------------

@@ -1,15 +1,19 @@
 """Credit risk: how likely a user is to default, from their bills and repayments.
 
 Fraud is a property of a purchase; default is a property of a credit line, so it is scored on
-the line's own events. Each statement and repayment updates the user's :class:`CreditHistory`
-(utilisation of the limit, how much of each bill was paid, how many cycles past due) and the
-:class:`DefaultModel` scores its inputs. The latest inputs of the current billing cycle wait as
-the cycle's outcome, learned in event time and never before it is known -- the credit
-scorer's usual *performance window*:
+the line's own events. Repayments and statements update the user's :class:`CreditHistory`
+(utilisation of the limit, how much of each bill was paid, how many cycles past due); each
+statement closes a billing cycle and the :class:`DefaultModel` scores the line as it stands
+then -- the issuer's monthly review. The inputs wait for the outcome of the cycle the statement
+opens, learned in event time and never before it is known (the credit scorer's *performance
+window*):
 
-- a ``default`` label learns every cycle still in its window as a default;
-- a cycle whose window (``default_horizon`` after its due date) passes with no default label
-  is learned as repaid.
+- a default -- a ``default`` label, or a bill ``default_past_due_cycles`` past due (90 days,
+  the Basel definition) -- learns every cycle still in its window as a default;
+- a cycle whose window (``default_horizon`` after its due date) passes with no default is
+  learned as repaid, if the line is current by then. A line still behind has not repaid: its
+  outcome is unresolved (censored) and not learned, or the model would learn that arrears
+  are harmless.
 
 A line keeps at most :data:`MAX_PENDING_CYCLES` cycles in their windows; an older one, which
 only a window longer than that many bills could leave open, is dropped unlearned.
@@ -28,15 +32,14 @@ from river import linear_model, optim, preprocessing
 __all__ = ["CREDIT_INPUTS", "MAX_PENDING_CYCLES", "CreditHistory", "DefaultModel", "PendingCycle"]
 
 CREDIT_INPUTS = (
-    "log_limit", "utilisation", "utilisation_peak", "utilisation_mean",
-    "paid_share_cycle", "paid_share_last", "paid_share_mean",
-    "log_paid_cycle", "log_paid_last",
-    "on_time_repayments", "late_repayments",
-    "past_due", "past_due_previous", "past_due_peak",
+    "log_limit", "utilisation", "utilisation_previous", "utilisation_mean",
+    "paid_share_last", "paid_share_mean", "log_paid_last",
+    "late_share", "past_due", "past_due_previous", "past_due_mean",
 )
 
-#: Cycles in their performance window kept per line (three monthly bills: a 60-day window).
-MAX_PENDING_CYCLES = 3
+#: Cycles in their performance window kept per line (a 90-day window after the due date spans
+#: three or four monthly bills).
+MAX_PENDING_CYCLES = 4
 
 #: A cycle's paid share is capped here so one prepayment cannot dominate the mean.
 _PAID_SHARE_CAP = 2.0
@@ -64,26 +67,28 @@ class CreditHistory:
 
     __slots__ = (
         "balance_minor", "cycles", "in_use", "limit_minor", "paid_cycle_minor", "paid_last_minor",
-        "paid_share_last", "paid_share_sum", "past_due", "past_due_peak", "past_due_previous",
-        "pending", "risk", "statements", "utilisation_peak", "utilisation_sum",
+        "paid_share_last", "paid_share_sum", "past_due", "past_due_previous", "past_due_sum",
+        "pending", "risk", "statements", "utilisation", "utilisation_previous",
+        "utilisation_sum",
     )
 
     def __init__(self) -> None:
         self.statements = 0
         self.balance_minor = 0
         self.limit_minor = 0
-        #: Repaid since the latest statement, and in the whole previous cycle.
+        #: Repaid since the latest statement (counted at the next), and in the previous cycle.
         self.paid_cycle_minor = 0
         self.paid_last_minor = 0
         #: Completed cycles that had something to pay, and their paid shares.
         self.cycles = 0
         self.paid_share_last = 1.0
         self.paid_share_sum = 0.0
-        self.utilisation_peak = 0.0
+        self.utilisation = 0.0
+        self.utilisation_previous = 0.0
         self.utilisation_sum = 0.0
         self.past_due = 0
         self.past_due_previous = 0
-        self.past_due_peak = 0
+        self.past_due_sum = 0
         #: Consecutive statements with something owed: the line is in use.
         self.in_use = 0
         #: Cycles waiting for their outcome, oldest first (the last is the current one).
@@ -112,29 +117,24 @@ class CreditHistory:
         self.balance_minor = balance_minor
         self.limit_minor = limit_minor
         utilisation = balance_minor / limit_minor if limit_minor > 0 else 0.0
-        self.utilisation_peak = max(self.utilisation_peak, utilisation)
+        self.utilisation_previous = self.utilisation
+        self.utilisation = utilisation
         self.utilisation_sum += utilisation
         self.past_due_previous = self.past_due
         self.past_due = past_due
-        self.past_due_peak = max(self.past_due_peak, past_due)
+        self.past_due_sum += past_due
         self.in_use = self.in_use + 1 if balance_minor > 0 else 0
 
     def add_repayment(self, amount_minor: int) -> None:
         self.paid_cycle_minor += amount_minor
 
-    def track(self, inputs: array, matures_at: int | None) -> PendingCycle | None:
-        """Keep ``inputs`` as the current cycle's; ``matures_at`` opens a new cycle (returned).
-        Inputs after a statement with no window of its own are not tracked."""
-        pending = self.pending
-        if matures_at is not None:
-            cycle = PendingCycle(self.statements, matures_at, inputs)
-            pending.append(cycle)
-            if len(pending) > MAX_PENDING_CYCLES:
-                del pending[0]
-            return cycle
-        if pending and pending[-1].number == self.statements:
-            pending[-1].inputs = inputs
-        return None
+    def track(self, inputs: array, matures_at: int) -> PendingCycle:
+        """Open the window of the cycle this statement began, with its inputs."""
+        cycle = PendingCycle(self.statements, matures_at, inputs)
+        self.pending.append(cycle)
+        if len(self.pending) > MAX_PENDING_CYCLES:
+            del self.pending[0]
+        return cycle
 
     def matured(self, number: int) -> array | None:
         """The inputs of cycle ``number`` if it is still waiting (it is then done)."""
@@ -154,23 +154,20 @@ class CreditHistory:
         """The model's inputs, in the order of :data:`CREDIT_INPUTS`."""
         limit = max(self.limit_minor, 1)
         balance = self.balance_minor
-        paid_share_cycle = (min(self.paid_cycle_minor / balance, _PAID_SHARE_CAP)
-                            if balance > 0 else 1.0)
+        statements = max(self.statements, 1)
+        repayments = on_time_repayments + late_repayments
         return array("f", (
             math.log(limit),
             balance / limit,
-            self.utilisation_peak,
-            self.utilisation_sum / max(self.statements, 1),
-            paid_share_cycle,
+            self.utilisation_previous,
+            self.utilisation_sum / statements,
             self.paid_share_last,
             self.paid_share_sum / self.cycles if self.cycles else 1.0,
-            math.log1p(self.paid_cycle_minor / 100),
             math.log1p(self.paid_last_minor / 100),
-            float(on_time_repayments),
-            float(late_repayments),
+            late_repayments / repayments if repayments else 0.0,
             float(self.past_due),
             float(self.past_due_previous),
-            float(self.past_due_peak),
+            self.past_due_sum / statements,
         ))
 
 
@@ -182,7 +179,7 @@ class DefaultModel:
     rest on a model that has not seen both outcomes.
     """
 
-    def __init__(self, learning_rate: float = 0.01, min_defaults: int = 30,
+    def __init__(self, learning_rate: float = 0.002, min_defaults: int = 30,
                  min_repaid: int = 100) -> None:
         self.model = preprocessing.StandardScaler() | linear_model.LogisticRegression(
             optimizer=optim.SGD(learning_rate))

@@ -230,8 +230,7 @@ class RiskEngine:
                 user.on_time_repayments += 1
         outputs: list[Output] = []
         if user.credit is not None:
-            user.credit.add_repayment(repayment.amount_minor)
-            outputs.extend(self._review_credit(repayment.user_id, user, repayment, False))
+            user.credit.add_repayment(repayment.amount_minor)  # reviewed at the next bill
         # A line with statements is reviewed for a raise when its bill comes, with the cycle's
         # whole record; a line known by its purchases when it repays on time.
         on_time = repayment.due_time is not None and repayment.event_time <= repayment.due_time
@@ -280,49 +279,48 @@ class RiskEngine:
             credit = user.credit = CreditHistory()
         credit.add_statement(statement.balance_minor, user.limit_minor,
                              statement.past_due_cycles)
-        outputs = self._review_credit(statement.user_id, user, statement, True)
+        outputs: list[Output] = []
+        if statement.past_due_cycles >= self.config.default_past_due_cycles:
+            outputs.extend(self._default(
+                statement.user_id, user, statement.event_time, statement.event_id,
+                f"statement {statement.event_id} is {statement.past_due_cycles} cycles past due",
+            ))
+        outputs.extend(self._review_credit(statement.user_id, user, statement))
         outputs.extend(self._raise(statement.user_id, user, statement.event_time,
                                    statement.event_id))
         return outputs
 
-    def _review_credit(
-        self, user_id: str, user: UserState, event: Statement | Repayment, new_cycle: bool
-    ) -> list[Output]:
-        """Score the line's default risk after a statement or repayment, and freeze or lift
-        a freeze by it."""
+    def _review_credit(self, user_id: str, user: UserState, statement: Statement) -> list[Output]:
+        """Score the line's default risk at its bill, open the cycle's performance window,
+        and freeze the line or lift such a freeze by the risk."""
         cfg = self.config
         credit = user.credit
         assert credit is not None
-        now = event.event_time
+        now = statement.event_time
         inputs = credit.inputs(user.on_time_repayments, user.late_repayments)
-        if new_cycle:
-            assert isinstance(event, Statement)
-            cycle = credit.track(inputs, event.due_time + cfg.default_horizon)
-            assert cycle is not None
-            heapq.heappush(self._cycle_maturities, (cycle.matures_at, user_id, cycle.number))
-        else:
-            credit.track(inputs, None)
+        cycle = credit.track(inputs, statement.due_time + cfg.default_horizon)
+        heapq.heappush(self._cycle_maturities, (cycle.matures_at, user_id, cycle.number))
         risk = credit.risk = self.default_model.score_one(inputs)
         outputs: list[Output] = []
         if cfg.emit_scores:
             outputs.append(Output(CREDIT_SCORES, user_id, {
-                "cause_event_id": event.event_id, "user_id": user_id,
+                "cause_event_id": statement.event_id, "user_id": user_id,
                 "event_time": format_time(now), "default_risk": risk,
             }))
         decision = freeze_for_risk(user, cfg)
         if decision is None:
             return outputs
-        why = f"default risk {risk:.2f} after {event.type} {event.event_id}"
+        why = f"default risk {risk:.2f} at statement {statement.event_id}"
         if decision:
             before = user.available_minor
-            adjustment_id = stable_id("adj", event.event_id, "risk_freeze")
+            adjustment_id = stable_id("adj", statement.event_id, "risk_freeze")
             user.hold = Hold(adjustment_id, "", before, expires_at=0, kind="risk_freeze")
             outputs.append(self._adjustment(
                 adjustment_id, "risk_freeze", user_id, user, now,
                 limit_before=user.limit_minor, available_before=before,
                 reason=f"{why} is at or above {cfg.freeze_default_risk:.2f}; available credit "
-                "frozen until a later statement or repayment scores below it",
-                cause=event.event_id,
+                "frozen until a later statement scores below it",
+                cause=statement.event_id,
             ))
         else:
             assert user.hold is not None
@@ -340,7 +338,9 @@ class RiskEngine:
             credit = self.users[user_id].credit
             assert credit is not None
             inputs = credit.matured(number)
-            if inputs is not None:
+            # A line still behind when the window closes has not repaid: its outcome is
+            # unresolved (censored), and learning it as repaid would teach that arrears are safe.
+            if inputs is not None and credit.past_due == 0:
                 self.default_model.learn_one(inputs, False)
 
     def _label(self, label: Label, event_hash: int) -> list[Output]:
@@ -360,35 +360,52 @@ class RiskEngine:
         if label.kind in FRAUD_LABEL_KINDS:
             user.fraud_confirmed = True
             self._confirm_fraud(user, label)
-            what = f"{label.kind} confirmed by label {label.event_id}"
-        else:
-            user.defaulted = True
-            what = f"default reported by label {label.event_id}"
-            if user.credit is not None:
-                for inputs in user.credit.defaulted():
+            return self._hold_for_review(
+                label.user_id, user, label.event_time, label.event_id,
+                f"{label.kind} confirmed by label {label.event_id}",
+            )
+        return self._default(label.user_id, user, label.event_time, label.event_id,
+                             f"default reported by label {label.event_id}")
+
+    def _default(self, user_id: str, user: UserState, now: int, cause: str,
+                 what: str) -> list[Output]:
+        """A default (a label, or a bill far enough past due): learn the cycles it settles and
+        hold the line for review. A line already in default teaches nothing new."""
+        credit = user.credit
+        if credit is not None:
+            settled = credit.defaulted()
+            if not user.defaulted:
+                for inputs in settled:
                     self.default_model.learn_one(inputs, True)
+        user.defaulted = True
+        return self._hold_for_review(user_id, user, now, cause, what)
+
+    def _hold_for_review(self, user_id: str, user: UserState, now: int, cause: str,
+                         what: str) -> list[Output]:
+        """After a confirmed fraud or a default: confirm the hold in place, or freeze."""
+        hold = user.hold
         if hold is not None and not hold.confirmed:
             hold.confirmed = True
             return [
                 self._adjustment(
-                    stable_id("adj", label.event_id, "hold_confirmed"), "hold_confirmed",
-                    label.user_id, user, label.event_time,
+                    stable_id("adj", cause, "hold_confirmed"), "hold_confirmed",
+                    user_id, user, now,
                     limit_before=user.limit_minor, available_before=user.available_minor,
-                    reason=f"{what}; the temporary cut stays until a person reviews it",
-                    alert_id=hold.alert_id, cause=label.event_id,
+                    reason=f"{what}; the hold stays until a person reviews it",
+                    alert_id=hold.alert_id or None, cause=cause,
                 )
             ]
         if hold is not None:
             return []  # already frozen
         before = user.available_minor
-        adjustment_id = stable_id("adj", label.event_id, "freeze")
+        adjustment_id = stable_id("adj", cause, "freeze")
         user.hold = Hold(adjustment_id, "", before, expires_at=0, confirmed=True, kind="freeze")
         return [
             self._adjustment(
-                adjustment_id, "freeze", label.user_id, user, label.event_time,
+                adjustment_id, "freeze", user_id, user, now,
                 limit_before=user.limit_minor, available_before=before,
                 reason=f"{what}; available credit frozen until a person reviews it",
-                cause=label.event_id,
+                cause=cause,
             )
         ]
 

@@ -19,7 +19,7 @@ ALERTS = "alerts"
 LIMIT_ADJUSTMENTS = "limit-adjustments"
 #: Every purchase's score, when ``RiskConfig.emit_scores`` is on (for evaluation).
 SCORES = "scores"
-#: Every default-risk review (a statement or a repayment), with ``emit_scores`` too.
+#: Every default-risk review (one per statement), with ``emit_scores`` too.
 CREDIT_SCORES = "credit-scores"
 
 AdjustmentKind = Literal[

@@ -85,8 +85,12 @@ class UserState:
 
     @property
     def available_minor(self) -> int:
-        held = self.hold.amount_minor if self.hold is not None else 0
-        return max(0, self.limit_minor - self.balance_minor - held)
+        hold = self.hold
+        if hold is None:
+            return max(0, self.limit_minor - self.balance_minor)
+        if hold.kind != "cut":
+            return 0  # a frozen line lends nothing, whatever is repaid meanwhile
+        return max(0, self.limit_minor - self.balance_minor - hold.amount_minor)
 
     def update_baseline(self, amount_minor: int, alpha: float) -> None:
         """Exponentially weighted mean and variance of log-amount (plain mean while young)."""

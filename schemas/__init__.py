@@ -20,6 +20,7 @@ SCHEMA_TOPICS = (
     "alerts",
     "limit-adjustments",
     "scores",
+    "credit-scores",
     "dead-letter",
 )
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 from collections import defaultdict
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,7 +14,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import history
-from pipeline.adapters import UCI_MONTHS, ColumnMapping, read_fdh, read_source, read_uci_taiwan
+from pipeline.adapters import (
+    UCI_DEFAULT_GRACE,
+    UCI_MONTHS,
+    ColumnMapping,
+    read_fdh,
+    read_source,
+    read_uci_taiwan,
+)
 from pipeline.events import Label, Repayment, Statement, Transaction, event_to_mapping
 from pipeline.history import HistoryOptions, Pacer, merged_history
 from pipeline.sources import Rejection
@@ -225,3 +234,39 @@ def test_pacing_by_speed_and_rate() -> None:
     assert pacer.wait(T0 + 7200 * SECOND, now=0.5) == pytest.approx(1.5)  # 2 h at 3600x
     with pytest.raises(ValueError):
         Pacer(speed=0.0, rate=None)
+
+
+TAIPEI = timezone(timedelta(hours=8))
+
+
+def test_uci_cohorts_shift_each_cohorts_calendar_by_a_month_and_nothing_else(
+    tmp_path: Path
+) -> None:
+    path = _uci_file(tmp_path / "uci.csv", [
+        {"ID": i, "LIMIT_BAL": 10_000 * i, "PAY_0": 3 if i % 2 else -1, "BILL_AMT1": 100 * i,
+         "PAY_AMT3": i, "default.payment.next.month": i % 2}
+        for i in range(1, 6)
+    ])
+    plain = [record.item for record in read_uci_taiwan(path)]
+    staggered = [record.item for record in read_uci_taiwan(path, cohort_size=2)]
+    times = [event.event_time for event in staggered]
+    assert times == sorted(times)
+    by_id = {event.event_id: event for event in plain}
+    assert sorted(by_id) == sorted(event.event_id for event in staggered)
+    for event in staggered:
+        original = by_id[event.event_id]
+        cohort = (int(event.user_id.removeprefix("uci-")) - 1) // 2
+        # A default label is known a fixed grace after the (shifted) October due date.
+        grace = UCI_DEFAULT_GRACE if isinstance(event, Label) else 0
+        shifted = datetime.fromtimestamp((event.event_time - grace) / 1e6, TAIPEI)
+        before = datetime.fromtimestamp((original.event_time - grace) / 1e6, TAIPEI)
+        months = (shifted.year - before.year) * 12 + shifted.month - before.month
+        assert months == cohort, (event, original)
+        assert (shifted.day, shifted.time()) == (before.day, before.time())
+        assert dataclasses.replace(event, event_time=original.event_time,
+                                   **({"due_time": original.due_time}
+                                      if hasattr(event, "due_time") else {})) == original
+    statements = [e for e in staggered if isinstance(e, Statement) and e.user_id == "uci-1"]
+    assert statements[-1].past_due_cycles == 3 and statements[0].past_due_cycles == 0
+    with pytest.raises(ValueError):
+        list(read_uci_taiwan(path, cohort_size=0))

@@ -71,3 +71,42 @@ def test_severity_bands() -> None:
 def test_inconsistent_thresholds_are_refused() -> None:
     with pytest.raises(ValueError):
         RiskConfig(alert_threshold=0.9, cut_threshold=0.8)
+
+
+def _statement_line(config: RiskConfig, risk: float | None) -> UserState:
+    """A line known by its bills: no purchases, three bills with a balance, a clean record."""
+    from pipeline.credit import CreditHistory
+
+    user = UserState(config.default_limit_minor)
+    user.on_time_repayments = config.raise_min_on_time_repayments
+    user.credit = CreditHistory()
+    for _ in range(config.raise_min_statements_in_use):
+        user.credit.add_statement(100_000, config.default_limit_minor, 0)
+    user.credit.risk = risk
+    return user
+
+
+def test_a_line_with_statements_is_raised_only_on_a_low_default_risk() -> None:
+    config = RiskConfig()
+    assert raise_limit(_statement_line(config, 0.01), NOW, config) == 600_000
+    assert raise_limit(_statement_line(config, 0.5), NOW, config) is None
+    # A cold default model gives no risk: no raise on the record alone.
+    assert raise_limit(_statement_line(config, None), NOW, config) is None
+    unused = _statement_line(config, 0.01)
+    unused.credit.add_statement(0, config.default_limit_minor, 0)  # nothing owed: not in use
+    assert raise_limit(unused, NOW, config) is None
+
+
+def test_a_high_default_risk_freezes_and_a_lower_one_lifts_only_that_freeze() -> None:
+    from pipeline.policy import freeze_for_risk
+
+    config = RiskConfig()
+    risky = _statement_line(config, 0.9)
+    assert freeze_for_risk(risky, config) is True
+    risky.hold = Hold("adj", "", 1, 0, kind="risk_freeze")
+    assert freeze_for_risk(risky, config) is None  # already frozen
+    risky.credit.risk = 0.2
+    assert freeze_for_risk(risky, config) is False
+    risky.hold = Hold("adj", "alr", 1, NOW, kind="cut")
+    assert freeze_for_risk(risky, config) is None  # an alert's cut is not the model's to lift
+    assert freeze_for_risk(_statement_line(config, None), config) is None
