@@ -9,11 +9,15 @@ opens, learned in event time and never before it is known (the credit scorer's *
 window*):
 
 - a default -- a ``default`` label, or a bill ``default_past_due_cycles`` past due (90 days,
-  the Basel definition) -- learns every cycle still in its window as a default;
-- a cycle whose window (``default_horizon`` after its due date) passes with no default is
-  learned as repaid, if the line is current by then. A line still behind has not repaid: its
-  outcome is unresolved (censored) and not learned, or the model would learn that arrears
-  are harmless.
+  the Basel definition) -- marks every cycle still in its window as defaulted;
+- when a cycle's window (``default_horizon`` after its due date) closes it is learned: as a
+  default if marked, else as repaid if the line is current by then. A line still behind has
+  not repaid: its outcome is unresolved (censored) and not learned, or the model would learn
+  that arrears are harmless.
+
+Both outcomes are learned when the window closes, although a default is known sooner: learning
+defaults at once would show the model each period's defaults two months before its repayments,
+and it would find almost everyone risky for as long as the line keeps growing.
 
 A line keeps at most :data:`MAX_PENDING_CYCLES` cycles in their windows; an older one, which
 only a window longer than that many bills could leave open, is dropped unlearned.
@@ -46,20 +50,22 @@ _PAID_SHARE_CAP = 2.0
 
 
 class PendingCycle:
-    """A billing cycle in its performance window: its latest inputs, and when it matures."""
+    """A billing cycle in its performance window: its inputs, when the window closes, and
+    whether the line defaulted within it."""
 
-    __slots__ = ("inputs", "matures_at", "number")
+    __slots__ = ("defaulted", "inputs", "matures_at", "number")
 
     def __init__(self, number: int, matures_at: int, inputs: array) -> None:
         self.number = number
         self.matures_at = matures_at
         self.inputs = inputs
+        self.defaulted = False
 
     def __getstate__(self) -> tuple:
-        return self.number, self.matures_at, self.inputs
+        return self.number, self.matures_at, self.inputs, self.defaulted
 
     def __setstate__(self, state: tuple) -> None:
-        self.number, self.matures_at, self.inputs = state
+        self.number, self.matures_at, self.inputs, self.defaulted = state
 
 
 class CreditHistory:
@@ -136,19 +142,18 @@ class CreditHistory:
             del self.pending[0]
         return cycle
 
-    def matured(self, number: int) -> array | None:
-        """The inputs of cycle ``number`` if it is still waiting (it is then done)."""
+    def matured(self, number: int) -> PendingCycle | None:
+        """Cycle ``number``, whose window has closed, if it is still waiting (it is then done)."""
         for index, cycle in enumerate(self.pending):
             if cycle.number == number:
                 del self.pending[index]
-                return cycle.inputs
+                return cycle
         return None
 
-    def defaulted(self) -> list[array]:
-        """The inputs of every cycle in its window, which a default now settles."""
-        inputs = [cycle.inputs for cycle in self.pending]
-        self.pending.clear()
-        return inputs
+    def mark_default(self) -> None:
+        """A default now: every cycle in its window defaulted."""
+        for cycle in self.pending:
+            cycle.defaulted = True
 
     def inputs(self, on_time_repayments: int, late_repayments: int) -> array:
         """The model's inputs, in the order of :data:`CREDIT_INPUTS`."""
@@ -174,9 +179,8 @@ class CreditHistory:
 class DefaultModel:
     """``score_one(inputs) -> P(default)``; ``learn_one(inputs, defaulted)``.
 
-    river's logistic regression on standardised inputs. Cold (scores None) until it has learned
-    ``min_defaults`` defaults and ``min_repaid`` repaid cycles, so early raises and freezes never
-    rest on a model that has not seen both outcomes.
+    river's logistic regression on standardised inputs. Cold until it has learned
+    ``min_defaults`` defaults and ``min_repaid`` repaid cycles.
     """
 
     def __init__(self, learning_rate: float = 0.002, min_defaults: int = 30,
@@ -192,9 +196,7 @@ class DefaultModel:
     def warm(self) -> bool:
         return self.defaults_seen >= self.min_defaults and self.repaid_seen >= self.min_repaid
 
-    def score_one(self, inputs: array) -> float | None:
-        if not self.warm:
-            return None
+    def score_one(self, inputs: array) -> float:
         return self.model.predict_proba_one(dict(zip(CREDIT_INPUTS, inputs, strict=True)))[True]
 
     def learn_one(self, inputs: array, defaulted: bool) -> None:

@@ -300,7 +300,8 @@ class RiskEngine:
         inputs = credit.inputs(user.on_time_repayments, user.late_repayments)
         cycle = credit.track(inputs, statement.due_time + cfg.default_horizon)
         heapq.heappush(self._cycle_maturities, (cycle.matures_at, user_id, cycle.number))
-        risk = credit.risk = self.default_model.score_one(inputs)
+        model = self.default_model
+        risk = credit.risk = model.score_one(inputs) if model.warm else None
         outputs: list[Output] = []
         if cfg.emit_scores:
             outputs.append(Output(CREDIT_SCORES, user_id, {
@@ -337,11 +338,14 @@ class RiskEngine:
             _, user_id, number = heapq.heappop(maturities)
             credit = self.users[user_id].credit
             assert credit is not None
-            inputs = credit.matured(number)
-            # A line still behind when the window closes has not repaid: its outcome is
-            # unresolved (censored), and learning it as repaid would teach that arrears are safe.
-            if inputs is not None and credit.past_due == 0:
-                self.default_model.learn_one(inputs, False)
+            cycle = credit.matured(number)
+            if cycle is None:
+                continue
+            if cycle.defaulted:
+                self.default_model.learn_one(cycle.inputs, True)
+            elif credit.past_due == 0:
+                # A line still behind has not repaid: its outcome is unresolved (censored).
+                self.default_model.learn_one(cycle.inputs, False)
 
     def _label(self, label: Label, event_hash: int) -> list[Output]:
         user = self.user(label.user_id)
@@ -369,14 +373,10 @@ class RiskEngine:
 
     def _default(self, user_id: str, user: UserState, now: int, cause: str,
                  what: str) -> list[Output]:
-        """A default (a label, or a bill far enough past due): learn the cycles it settles and
-        hold the line for review. A line already in default teaches nothing new."""
-        credit = user.credit
-        if credit is not None:
-            settled = credit.defaulted()
-            if not user.defaulted:
-                for inputs in settled:
-                    self.default_model.learn_one(inputs, True)
+        """A default (a label, or a bill far enough past due): mark the cycles in their windows
+        as defaulted and hold the line for review."""
+        if user.credit is not None:
+            user.credit.mark_default()
         user.defaulted = True
         return self._hold_for_review(user_id, user, now, cause, what)
 

@@ -128,6 +128,8 @@ class Simulator:
         self.balance = np.zeros(n, dtype=np.int64)
         self.device = np.arange(n, dtype=np.int64)
         self.closed = np.zeros(n, dtype=bool)  # defaulted: no more purchases
+        #: Bills in a row not paid by their due date: the next statement's past-due status.
+        self.behind = np.zeros(n, dtype=np.int16)
         self.opened = np.zeros(n, dtype=np.int32)
 
         names = ["none", *cfg.scenario_shares]
@@ -258,15 +260,17 @@ class Simulator:
             "type": "statement", "event_id": f"st{self._counter:09d}", "user_id": _user(user),
             "balance_minor": owed, "credit_limit_minor": int(self.limit[user]),
             "currency": cfg.currency, "event_time": _time_text(event_time),
-            "due_time": _time_text(due),
+            "due_time": _time_text(due), "past_due_cycles": int(self.behind[user]),
         })
         self.stats["statements"] += 1
         if owed <= 0 or self.closed[user]:
+            self.behind[user] = 0 if owed <= 0 else self.behind[user] + 1
             return
         shares = cfg.profiles[self.profile[user]].repayment
         behaviour = ("never" if self._busted[user]
                      else REPAYMENT_BEHAVIOURS[int(rng.choice(4, p=shares))])
         self.stats[f"bills_{behaviour}"] += 1
+        self.behind[user] = self.behind[user] + 1 if behaviour in ("late", "never") else 0
         if behaviour == "never":
             grace = due + cfg.default_grace_days * DAY
             self._later(grace, {

@@ -47,7 +47,9 @@ def test_the_credit_evaluation_measures_the_default_risk_the_worker_wrote(
                              cohort_size=100)
     metrics = result.metrics
     assert metrics["clients"] == 1_000
-    assert metrics["scored"] >= 600  # the first cohorts are scored while the model is cold
+    # The first cohorts are scored while the model is cold: their outcomes are learned when
+    # their performance windows close, three months after their last bill is due.
+    assert metrics["scored"] >= 400
     assert metrics["auc_roc"] > 0.8
     assert metrics["raised"] > 100
     assert metrics["raised_default_rate"] < 0.5 * metrics["base_rate"]
