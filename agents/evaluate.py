@@ -290,7 +290,7 @@ def evaluate_credit(data: Path, out: Path, bootstrap: str | None = None,
         "# riskstream on the UCI Taiwan credit-card clients",
         "",
         "Bills and repayments replayed through the broker and worker; clients join in monthly "
-        f"cohorts of {cohort_size} so each is scored (at its last bill and repayment) by a "
+        f"cohorts of {cohort_size} so each is scored (at its last bill) by a "
         "default model that learned, in event time, only from earlier cohorts' outcomes. "
         "Clients scored while the model was cold are left out of the AUC.",
         "",
