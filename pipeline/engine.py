@@ -52,6 +52,7 @@ _ALERT_FEATURES = (
     "hours_since_previous",
     "merchant_risk_7d",
     "merchant_count_7d",
+    "merchant_risk_latest",
 )
 #: A part of the score is named in the reasons once it reaches this strength.
 _REASON_STRENGTH = 0.5
@@ -510,6 +511,13 @@ class RiskEngine:
                 merchant_risk,
                 f"{merchant_risk:.0%} of merchant {tx.merchant_id}'s purchases a week before "
                 "were confirmed frauds (merchant_risk_7d)",
+            ))
+        latest_risk = features["merchant_risk_latest"]
+        if latest_risk > 0 and merchant_risk == 0:
+            ranked.append((
+                latest_risk,
+                f"{latest_risk:.0%} of merchant {tx.merchant_id}'s latest purchases a week "
+                "before were confirmed frauds (merchant_risk_latest)",
             ))
         prior_max = int(features["prior_max_30d"])
         if 0 < prior_max < tx.amount_minor:

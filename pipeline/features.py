@@ -6,7 +6,7 @@ import math
 
 from pipeline.config import RiskConfig
 from pipeline.events import Transaction
-from pipeline.merchants import MERCHANT_SPANS, MerchantActivity
+from pipeline.merchants import MERCHANT_LATEST, MERCHANT_SPANS, MerchantActivity
 from pipeline.state import UserState
 from pipeline.timeutil import DAY, HOUR, to_datetime
 from pipeline.windows import WINDOW_SPANS
@@ -63,4 +63,6 @@ def purchase_features(
         count, frauds = merchant.counts(now, delay, span)
         features[f"merchant_count_{name}"] = float(count)
         features[f"merchant_risk_{name}"] = frauds / count if count else 0.0
+    count, frauds = merchant.latest(now, delay, MERCHANT_LATEST)
+    features["merchant_risk_latest"] = frauds / count if count else 0.0
     return features

@@ -34,7 +34,7 @@ INPUTS = (
     "log_amount", "log_to_mean_1d", "log_to_mean_7d", "log_to_mean_30d", "amount_z",
     "log_count_1h", "log_count_24h", "log_count_7d", "log_count_30d", "log_hours_since",
     "new_merchant", "night", "weekend", "deviation", "velocity", "anomaly",
-    "merchant_risk_1d", "merchant_risk_7d", "merchant_risk_30d",
+    "merchant_risk_1d", "merchant_risk_7d", "merchant_risk_30d", "merchant_risk_latest",
     "log_merchant_count_1d", "log_merchant_count_7d", "log_merchant_count_30d",
     *(f"amount_over_{index}" for index in range(len(_AMOUNT_KNOTS))),
 )
@@ -67,6 +67,7 @@ def model_inputs(features: Mapping[str, float], deviation: float, velocity: floa
         features["new_merchant"], features["night"], features["weekend"],
         deviation, velocity, anomaly,
         features["merchant_risk_1d"], features["merchant_risk_7d"], features["merchant_risk_30d"],
+        features["merchant_risk_latest"],
         math.log1p(features["merchant_count_1d"]), math.log1p(features["merchant_count_7d"]),
         math.log1p(features["merchant_count_30d"]),
         *(max(0.0, log_amount - knot) for knot in _AMOUNT_KNOTS),

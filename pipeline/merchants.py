@@ -14,10 +14,12 @@ from bisect import bisect_left, bisect_right
 
 from pipeline.timeutil import DAY
 
-__all__ = ["MERCHANT_SPANS", "MerchantActivity"]
+__all__ = ["MERCHANT_LATEST", "MERCHANT_SPANS", "MerchantActivity"]
 
 #: The merchant windows, by name (the handbook's 1, 7 and 30 days).
 MERCHANT_SPANS: dict[str, int] = {"1d": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
+#: How many of a merchant's latest known purchases ``merchant_risk_latest`` looks at.
+MERCHANT_LATEST = 3
 
 
 class MerchantActivity:
@@ -33,6 +35,8 @@ class MerchantActivity:
     (1, 1)
     >>> m.counts(10 * DAY, delay=7 * DAY, span=7 * DAY)  # (-4 days, 3 days]: all three
     (3, 1)
+    >>> m.latest(10 * DAY, delay=7 * DAY, count=2)  # the last two at or before 3 days: 12, 13
+    (2, 0)
     """
 
     __slots__ = ("frauds", "id_hashes", "times")
@@ -73,6 +77,14 @@ class MerchantActivity:
         start = bisect_right(times, now - delay - span, 0, end)
         if start == end:
             return 0, 0
+        return end - start, self.frauds.count(1, start, end)
+
+    def latest(self, now: int, delay: int, count: int) -> tuple[int, int]:
+        """The last ``count`` purchases at or before ``now - delay``, and the known frauds among
+        them: a merchant with a purchase a day sees a compromise in its latest purchases at
+        once, while a time window still averages it with the days before."""
+        end = bisect_right(self.times, now - delay)
+        start = max(0, end - count)
         return end - start, self.frauds.count(1, start, end)
 
     def evict(self, before: int) -> None:

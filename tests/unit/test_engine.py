@@ -255,9 +255,11 @@ def test_merchant_risk_counts_a_fraud_only_once_its_label_has_arrived() -> None:
     # but no label has come: no risk yet.
     run(engine, [tx("third", T0 + 8 * DAY, 5_000, merchant="shop")])
     assert seen[-1]["merchant_count_7d"] == 2 and seen[-1]["merchant_risk_7d"] == 0.0
+    assert seen[-1]["merchant_risk_latest"] == 0.0
     run(engine, [label("victim", T0 + 8 * DAY + HOUR, "chargeback", stolen.event_id),
                  tx("fourth", T0 + 8 * DAY + 2 * HOUR, 5_000, merchant="shop")])
     assert seen[-1]["merchant_risk_7d"] == 0.5  # one fraud among the two purchases
+    assert seen[-1]["merchant_risk_latest"] == 0.5  # ... which are its latest known ones
 
 
 def test_the_classifier_learns_only_from_released_labels_and_then_ranks_fraud_higher() -> None:
