@@ -27,8 +27,10 @@ from river import linear_model, optim, preprocessing
 
 __all__ = ["INPUTS", "FraudClassifier", "PendingLabels"]
 
-#: Knots (in minor units) of the amount's spline terms: decades and half-decades of money.
-_AMOUNT_KNOTS = tuple(math.log(10.0 ** (power / 2)) for power in range(4, 13))
+#: Knots of the amount's spline terms, every quarter decade (x1.78) from 1.00 to 10,000.00 in
+#: minor units: fine enough for a linear model to bend at an amount threshold (a fixed-amount
+#: fraud pattern), which half-decade knots blurred (AP 0.652 -> 0.675 on the handbook's week).
+_AMOUNT_KNOTS = tuple(math.log(10.0 ** (power / 4)) for power in range(8, 25))
 
 INPUTS = (
     "log_amount", "log_to_mean_1d", "log_to_mean_7d", "log_to_mean_30d", "amount_z",
