@@ -284,8 +284,10 @@ def evaluate_credit(data: Path, out: Path, bootstrap: str | None = None,
     metrics["raise_max_default_risk"] = settings.raise_max_default_risk
     metrics["freeze_default_risk"] = settings.freeze_default_risk
     scored = [user for user, risk in latest.items() if risk is not None]
-    plots = _plots([defaulted[user] for user in scored], [latest[user] for user in scored],
-                   metrics, out, "UCI clients' last bill")
+    labels = [defaulted[user] for user in scored]
+    # Curves need both outcomes among the scored clients (a short history may have none).
+    plots = (_plots(labels, [latest[user] for user in scored], metrics, out,
+                    "UCI clients' last bill") if 0 < sum(labels) < len(labels) else [])
     lines = [
         "# riskstream on the UCI Taiwan credit-card clients",
         "",
@@ -295,7 +297,9 @@ def evaluate_credit(data: Path, out: Path, bootstrap: str | None = None,
         "Clients scored while the model was cold are left out of the AUC.",
         "",
         f"- clients {metrics['clients']:,}, of whom {metrics['defaulters']:,} defaulted "
-        f"(base rate {metrics['base_rate']:.3f}); scored by a warm model {metrics['scored']:,}",
+        f"(base rate {metrics['base_rate']:.3f}); scored by a warm model {metrics['scored']:,}"
+        + ("" if plots else " -- too few, or all of one outcome, for curves: a longer history "
+           "(more cohorts) lets the model learn before the last cohorts are scored"),
         f"- default AUC ROC **{metrics['auc_roc']:.3f}**, Average Precision "
         f"{metrics['average_precision']:.3f}",
         f"- raised (default risk <= {metrics['raise_max_default_risk']}, clean record, line in "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
 from pathlib import Path
 
@@ -57,3 +58,20 @@ def test_the_credit_evaluation_measures_the_default_risk_the_worker_wrote(
     assert f"default AUC ROC **{metrics['auc_roc']:.3f}**" in report
     for picture in ("roc.png", "precision_recall.png"):
         assert (tmp_path / "report" / picture).stat().st_size > 1_000
+
+
+def test_the_cli_refuses_an_empty_cohort_and_reports_a_history_too_short_to_learn(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    from tests.integration.test_cli import riskstream
+
+    env = dict(os.environ)
+    table = _uci_table(tmp_path / "uci.csv", clients=200, seed=4)  # too short to learn
+    refused = riskstream("evaluate-credit", "--data", str(table), "--cohort-size", "0", env=env)
+    assert refused.returncode == 2 and "--cohort-size" in refused.stderr
+    done = riskstream("evaluate-credit", "--data", str(table), "--cohort-size", "50",
+                      "--bootstrap", broker.bootstrap, "--out", str(tmp_path / "out"), env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "default AUC nan on 0 clients" in done.stdout
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "too few, or all of one outcome, for curves" in report
