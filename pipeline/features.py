@@ -15,6 +15,7 @@ __all__ = ["purchase_features"]
 
 #: 00:00-06:59 UTC counts as night: the Fraud Detection Handbook's code tests ``hour <= 6``.
 _LAST_NIGHT_HOUR = 6
+_SPANS = tuple(MERCHANT_SPANS.values())
 
 
 def purchase_features(
@@ -58,11 +59,9 @@ def purchase_features(
     features["night"] = 1.0 if moment.hour <= _LAST_NIGHT_HOUR else 0.0
     features["weekend"] = 1.0 if moment.weekday() >= 5 else 0.0
     features["hour"] = float(moment.hour)
-    delay = config.label_delay
-    for name, span in MERCHANT_SPANS.items():
-        count, frauds = merchant.counts(now, delay, span)
-        features[f"merchant_count_{name}"] = float(count)
-        features[f"merchant_risk_{name}"] = frauds / count if count else 0.0
-    count, frauds = merchant.latest(now, delay, MERCHANT_LATEST)
+    *windows, (count, frauds) = merchant.risk(now, config.label_delay, _SPANS, MERCHANT_LATEST)
+    for name, (count_in, frauds_in) in zip(MERCHANT_SPANS, windows, strict=True):
+        features[f"merchant_count_{name}"] = float(count_in)
+        features[f"merchant_risk_{name}"] = frauds_in / count_in if count_in else 0.0
     features["merchant_risk_latest"] = frauds / count if count else 0.0
     return features

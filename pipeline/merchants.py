@@ -72,20 +72,28 @@ class MerchantActivity:
 
     def counts(self, now: int, delay: int, span: int) -> tuple[int, int]:
         """Purchases and known frauds in ``(now - delay - span, now - delay]``."""
-        times = self.times
-        end = bisect_right(times, now - delay)
-        start = bisect_right(times, now - delay - span, 0, end)
-        if start == end:
-            return 0, 0
-        return end - start, self.frauds.count(1, start, end)
+        return self.risk(now, delay, (span,), 0)[0]
 
     def latest(self, now: int, delay: int, count: int) -> tuple[int, int]:
         """The last ``count`` purchases at or before ``now - delay``, and the known frauds among
         them: a merchant with a purchase a day sees a compromise in its latest purchases at
         once, while a time window still averages it with the days before."""
-        end = bisect_right(self.times, now - delay)
-        start = max(0, end - count)
-        return end - start, self.frauds.count(1, start, end)
+        return self.risk(now, delay, (), count)[0]
+
+    def risk(self, now: int, delay: int, spans: tuple[int, ...], latest: int
+             ) -> list[tuple[int, int]]:
+        """(purchases, known frauds) for each of ``spans``, then for the ``latest`` purchases
+        (when ``latest`` > 0): :meth:`counts` and :meth:`latest` in one search."""
+        times, frauds = self.times, self.frauds
+        end = bisect_right(times, now - delay)
+        found = []
+        for span in spans:
+            start = bisect_right(times, now - delay - span, 0, end)
+            found.append((end - start, frauds.count(1, start, end) if start < end else 0))
+        if latest > 0:
+            start = max(0, end - latest)
+            found.append((end - start, frauds.count(1, start, end)))
+        return found
 
     def evict(self, before: int) -> None:
         """Forget purchases at or before ``before``."""
