@@ -273,10 +273,13 @@ def _uci_month(
     year, month = _shifted(real_year, real_month, shift)
     due = _uci_time(year, month, _DUE_DAY, "23:59:59")
     statement_time = _uci_time(year, month, _STATEMENT_DAY)
+    paid_times = {duly: _uci_time(year, month, _ON_TIME_DAY if duly else _LATE_DAY)
+                  for duly in (True, False)}
+    order = {text: parse_time(text) for text in (statement_time, *paid_times.values())}
     for line, row in cohort:
         client = row.get("ID", "")
         behind = _integer(row.get(f"PAY_{status}"), 0)
-        yield parse_time(statement_time), _validated(source, line, {
+        yield order[statement_time], _validated(source, line, {
             "type": "statement",
             "event_id": f"uci-{client}-{real_year}{real_month:02d}-statement",
             "user_id": f"uci-{client}",
@@ -290,8 +293,8 @@ def _uci_month(
         paid = _whole_dollars(row.get(f"PAY_AMT{money}"), currency)
         if paid == 0:
             continue
-        paid_at = _uci_time(year, month, _ON_TIME_DAY if behind <= 0 else _LATE_DAY)
-        yield parse_time(paid_at), _validated(source, line, {
+        paid_at = paid_times[behind <= 0]
+        yield order[paid_at], _validated(source, line, {
             "type": "repayment",
             "event_id": f"uci-{client}-{real_year}{real_month:02d}-payment",
             "user_id": f"uci-{client}",
