@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         4 * 1024 * 1024, gt=0, description="Most bytes fetched per partition in one request."
     )
     max_batch: int = Field(5000, ge=1, description="Most records taken in one poll.")
+    max_iteration_ms: int = Field(
+        300, ge=10,
+        description="Longest the worker applies records before it polls again: heartbeats, "
+        "checkpoints and rebalances wait behind an iteration, whatever the machine's speed.",
+    )
     session_timeout_ms: int = Field(
         10_000,
         ge=1000,

@@ -131,15 +131,18 @@ class PartitionTask:
         return len(records)
 
     def drain(
-        self, now: float, limit: int, dead_letter_topic: str, stats: WorkerStats
+        self, now: float, limit: int, deadline: float, dead_letter_topic: str, stats: WorkerStats
     ) -> list[Output]:
-        """Apply up to ``limit`` released records; return the outputs (dead letters included)."""
+        """Apply up to ``limit`` released records, stopping at ``deadline`` (monotonic clock);
+        return the outputs (dead letters included)."""
         outputs: list[Output] = []
         engine = self.engine
         process, pop_next = engine.process, self.aligner.pop_next
         released = 0
         # Records are popped one at a time because the horizon moves with the engine's clock.
         while released < limit:
+            if not released & 255 and released and time.monotonic() >= deadline:
+                break
             item = pop_next(now, engine.horizon())
             if item is None:
                 break
@@ -160,8 +163,10 @@ class PartitionTask:
                 source_partition=record.partition, source_offset=record.offset,
                 source_key=record.key,
             )))
-        # A full batch means more may be releasable at once; anything less is waiting for input.
-        self.backlogged = released >= limit
+        # A full batch, or one cut short by the deadline, means more may be releasable at once;
+        # anything less is waiting for input.
+        self.backlogged = released >= limit or (released > 0 and time.monotonic() >= deadline
+                                                and self.aligner.buffered() > 0)
         if released:
             self.dirty = True
         return outputs
@@ -265,8 +270,11 @@ class PipelineWorker(ConsumerRebalanceListener):
                 # One batch per iteration, shared by the partitions: an iteration stays short
                 # (heartbeats, checkpoints and rebalances are never held up behind a backlog).
                 share = -(-settings.max_batch // max(1, len(self.tasks)))
-                for task in self.tasks.values():
-                    outputs = task.drain(now, share, self._output_topics[DEAD_LETTER], self.stats)
+                budget = settings.max_iteration_ms / 1000 / max(1, len(self.tasks))
+                for index, task in enumerate(self.tasks.values(), start=1):
+                    # Each task's slice of the time budget; time one leaves unused rolls over.
+                    outputs = task.drain(now, share, now + budget * index,
+                                         self._output_topics[DEAD_LETTER], self.stats)
                     if outputs:
                         await self._send(outputs)
                     backlog = backlog or task.backlogged
