@@ -18,7 +18,7 @@ from pipeline.events import FRAUD_LABEL_KINDS, Event, Label, Repayment, Statemen
 from pipeline.exceptions import InvalidEvent
 from pipeline.features import purchase_features
 from pipeline.learning import PendingLabels
-from pipeline.merchants import MERCHANT_SPANS, MerchantActivity
+from pipeline.merchants import MerchantBook
 from pipeline.money import format_minor
 from pipeline.outputs import (
     ALERTS,
@@ -66,12 +66,13 @@ class RiskEngine:
         self.config = config if config is not None else RiskConfig()
         self.scorer = scorer if scorer is not None else RiskScorer(self.config)
         self.users: dict[str, UserState] = {}
-        #: Merchant-side activity of the purchases this engine sees (see README, "Topology").
-        self.merchants: dict[str, MerchantActivity] = {}
+        #: Merchant-side activity: of the purchases this engine sees, or of every partition
+        #: when a worker attaches its replica (see README, "Topology").
+        self.merchants = MerchantBook(self.config.label_delay)
+        self.feeds_merchants = True
         #: Highest event time applied so far; drives expiries and the lateness policy.
         self.watermark: int | None = None
         self._expiries: list[tuple[int, str, str]] = []
-        self._merchant_reach = self.config.label_delay + max(MERCHANT_SPANS.values())
         self.observer: PurchaseObserver | None = None
         #: Purchases whose label is not known yet, with the supervised model's inputs.
         self.pending_labels = PendingLabels(self.config.label_delay, self.config.negative_share)
@@ -83,7 +84,15 @@ class RiskEngine:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["observer"] = None  # a process-local hook, never part of a snapshot
+        if not self.feeds_merchants:
+            state["merchants"] = None  # the worker's replica, rebuilt from the topics
         return state
+
+    def attach_merchants(self, book: MerchantBook) -> None:
+        """Query ``book`` -- fed by someone else with every partition's purchases and labels
+        -- instead of keeping merchant activity from this engine's own events."""
+        self.merchants = book
+        self.feeds_merchants = False
 
     # -- the one entry point --------------------------------------------------------------
     def process(self, event: Event) -> list[Output]:
@@ -143,10 +152,7 @@ class RiskEngine:
     def _purchase(self, tx: Transaction, tx_hash: int) -> list[Output]:
         cfg = self.config
         user = self.user(tx.user_id)
-        merchant = self.merchants.get(tx.merchant_id)
-        if merchant is None:
-            merchant = self.merchants[tx.merchant_id] = MerchantActivity()
-        features = purchase_features(user, tx, cfg, merchant)
+        features = purchase_features(user, tx, cfg, self.merchants)
         scored = self.scorer.explain_one(features)
         if self.observer is not None:
             self.observer(tx, features, scored)
@@ -169,8 +175,11 @@ class RiskEngine:
         # Keep what a purchase up to the allowed lateness behind the clock still needs.
         assert self.watermark is not None
         user.windows.evict(self.watermark - cfg.allowed_lateness)
-        merchant.add(tx.event_time, tx_hash)
-        merchant.evict(self.watermark - cfg.allowed_lateness - self._merchant_reach)
+        if self.feeds_merchants:
+            merchants = self.merchants
+            merchants.add(tx.merchant_id, tx.event_time, tx_hash)
+            merchants.evict(tx.merchant_id,
+                            self.watermark - cfg.allowed_lateness - merchants.reach)
         self.scorer.learn_one(features)
         if scored.inputs is not None:
             self.pending_labels.add(tx.event_time, tx_hash, scored.inputs)
@@ -420,9 +429,9 @@ class RiskEngine:
         inputs = self.pending_labels.confirm(tx_hash)
         if inputs is not None:
             self.scorer.learn_label(inputs, True)
-        found = user.windows.find(tx_hash)
-        if found is not None and found[1] in self.merchants:
-            self.merchants[found[1]].mark_fraud(found[0], tx_hash)
+        found = user.windows.find(tx_hash) if self.feeds_merchants else None
+        if found is not None:
+            self.merchants.mark_fraud(found[1], found[0], tx_hash, label.event_time)
 
     def _release_hold(
         self, user_id: str, user: UserState, now: int, cut_id: str, why: str

@@ -6,7 +6,7 @@ import math
 
 from pipeline.config import RiskConfig
 from pipeline.events import Transaction
-from pipeline.merchants import MERCHANT_LATEST, MERCHANT_SPANS, MerchantActivity
+from pipeline.merchants import MERCHANT_SPANS, MerchantBook
 from pipeline.state import UserState
 from pipeline.timeutil import DAY, HOUR, to_datetime
 from pipeline.windows import WINDOW_SPANS
@@ -15,11 +15,10 @@ __all__ = ["purchase_features"]
 
 #: 00:00-06:59 UTC counts as night: the Fraud Detection Handbook's code tests ``hour <= 6``.
 _LAST_NIGHT_HOUR = 6
-_SPANS = tuple(MERCHANT_SPANS.values())
 
 
 def purchase_features(
-    user: UserState, tx: Transaction, config: RiskConfig, merchant: MerchantActivity
+    user: UserState, tx: Transaction, config: RiskConfig, merchants: MerchantBook
 ) -> dict[str, float]:
     """Window statistics including this purchase, its deviation from the user's habits, and
     its merchant's known fraud risk.
@@ -59,7 +58,7 @@ def purchase_features(
     features["night"] = 1.0 if moment.hour <= _LAST_NIGHT_HOUR else 0.0
     features["weekend"] = 1.0 if moment.weekday() >= 5 else 0.0
     features["hour"] = float(moment.hour)
-    *windows, (count, frauds) = merchant.risk(now, config.label_delay, _SPANS, MERCHANT_LATEST)
+    *windows, (count, frauds) = merchants.risk(tx.merchant_id, now)
     for name, (count_in, frauds_in) in zip(MERCHANT_SPANS, windows, strict=True):
         features[f"merchant_count_{name}"] = float(count_in)
         features[f"merchant_risk_{name}"] = frauds_in / count_in if count_in else 0.0
