@@ -102,6 +102,13 @@ class Settings(BaseSettings):
         0.7, gt=0, le=1, description="Default probability at which a line is frozen."
     )
 
+    merchant_replica: bool = Field(
+        True,
+        description="Give each worker a replica of every merchant's activity, read from every "
+        "partition, so merchant risk is exact with any number of partitions (README, "
+        "'Topology'). Off: each partition knows only its own users' share of a merchant.",
+    )
+
     emit_scores: bool = Field(
         False, description="Also write every score to the scores and credit-scores topics "
         "(evaluation).",

@@ -27,6 +27,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from agents.kafka import client_config, ensure_topics
+from agents.merchant_feed import MerchantFeed
 from agents.settings import Settings
 from agents.snapshots import PartitionSnapshot, SnapshotStore
 from agents.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, TOPIC_OF_EVENT_TYPE
@@ -36,6 +37,7 @@ from pipeline.events import Event, decode_event
 from pipeline.exceptions import InvalidEvent
 from pipeline.ordering import UNTIMED, EventTimeAligner
 from pipeline.outputs import Output
+from pipeline.replica import MerchantReplica
 
 __all__ = ["PipelineWorker", "WorkerStats"]
 
@@ -89,7 +91,8 @@ class _Rejected:
 class PartitionTask:
     """One partition's engine, its input alignment, and the offsets it has applied."""
 
-    def __init__(self, partition: int, snapshot: PartitionSnapshot | None, settings: Settings):
+    def __init__(self, partition: int, snapshot: PartitionSnapshot | None, settings: Settings,
+                 replica: MerchantReplica | None = None):
         self.partition = partition
         self.topics = {settings.topic(name): name for name in INPUT_TOPICS}
         if snapshot is not None:
@@ -98,6 +101,12 @@ class PartitionTask:
         else:
             self.engine = RiskEngine(settings.risk_config())
             self.offsets = {}
+        #: The worker's merchant replica; the task scores nothing it does not cover yet.
+        self.replica = replica
+        if replica is not None:
+            self.engine.attach_merchants(replica.book)
+        else:
+            self.engine.keep_own_merchants()
         self.aligner: EventTimeAligner[tuple[ConsumerRecord, Event | _Rejected]] = (
             EventTimeAligner(list(self.topics), settings.max_task_idle_ms / 1000,
                              outlier_gap=self.engine.config.max_future_skew)
@@ -107,6 +116,11 @@ class PartitionTask:
         self.expected = dict(self.offsets)
         self.dirty = False
         self.backlogged = False
+
+    def demand(self) -> int | None:
+        """The event time this task will apply next, as far as it knows (None: nothing yet)."""
+        head = self.aligner.head_time()
+        return head if head is not None and head != UNTIMED else self.engine.watermark
 
     def seeked(self, topic: str, offset: int) -> None:
         self.expected[topic] = offset
@@ -139,11 +153,15 @@ class PartitionTask:
         engine = self.engine
         process, pop_next = engine.process, self.aligner.pop_next
         released = 0
+        until = None
+        if self.replica is not None:
+            ready = self.replica.ready_until()
+            until = UNTIMED if ready is None else ready
         # Records are popped one at a time because the horizon moves with the engine's clock.
         while released < limit:
             if not released & 255 and released and time.monotonic() >= deadline:
                 break
-            item = pop_next(now, engine.horizon())
+            item = pop_next(now, engine.horizon(), until)
             if item is None:
                 break
             released += 1
@@ -191,6 +209,8 @@ class PipelineWorker(ConsumerRebalanceListener):
         self._output_topics = {
             name: settings.topic(name) for name in OUTPUT_TOPICS
         }
+        self.feed = MerchantFeed(settings) if settings.merchant_replica else None
+        self.replica: MerchantReplica | None = None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -217,6 +237,8 @@ class PipelineWorker(ConsumerRebalanceListener):
         )
         self._consumer, self._producer = consumer, producer
         await producer.start()
+        if self.feed is not None:
+            self.replica = await self.feed.start()
         try:
             consumer.subscribe([settings.topic(name) for name in INPUT_TOPICS], listener=self)
             await consumer.start()
@@ -227,6 +249,8 @@ class PipelineWorker(ConsumerRebalanceListener):
             finally:
                 await consumer.stop()
         finally:
+            if self.feed is not None:
+                await self.feed.stop()
             await producer.stop()
         return self.stats
 
@@ -266,6 +290,10 @@ class PipelineWorker(ConsumerRebalanceListener):
                             tp.topic,
                             None if highwater is None else await consumer.position(tp) >= highwater,
                         )
+                if self.feed is not None:
+                    demands = [d for d in (t.demand() for t in self.tasks.values())
+                               if d is not None]
+                    await self.feed.poll(now, min(demands) if demands else None)
                 backlog = False
                 # One batch per iteration, shared by the partitions: an iteration stays short
                 # (heartbeats, checkpoints and rebalances are never held up behind a backlog).
@@ -284,6 +312,7 @@ class PipelineWorker(ConsumerRebalanceListener):
                     last_activity = self.stats.last_activity = now
                 if now - last_checkpoint >= settings.checkpoint_interval_s:
                     await self._checkpoint([p for p, t in self.tasks.items() if t.dirty])
+                    self._evict_merchants()
                     last_checkpoint = now
                 self.stats.longest_iteration_s = max(
                     self.stats.longest_iteration_s, time.monotonic() - now
@@ -295,6 +324,17 @@ class PipelineWorker(ConsumerRebalanceListener):
             ):
                 log.info("no input for %.1f s: stopping", self.stop_after_idle_s)
                 break
+
+    def _evict_merchants(self) -> None:
+        """Let the replica forget purchases older than any task will look at again."""
+        replica = self.replica
+        if replica is None or not self.tasks:
+            return
+        watermarks = [task.engine.watermark for task in self.tasks.values()]
+        if None in watermarks:
+            return  # a task that has applied nothing may start anywhere
+        lowest = min(w for w in watermarks if w is not None)
+        replica.evict(lowest - replica.config.allowed_lateness - replica.book.reach)
 
     async def _send(self, outputs: list[Output]) -> None:
         producer = self._producer
@@ -339,6 +379,17 @@ class PipelineWorker(ConsumerRebalanceListener):
                 del self.tasks[partition]
         log.info("revoked partitions %s", partitions)
 
+    async def _ensure_replica_covers(self, task: PartitionTask) -> None:
+        """A task resuming before what the replica has forgotten needs it read again."""
+        replica = self.replica
+        if replica is None or replica.evicted_through is None or self.feed is None:
+            return
+        watermark = task.engine.watermark
+        oldest_needed = (None if watermark is None else
+                         watermark - replica.config.allowed_lateness - replica.book.reach)
+        if oldest_needed is None or oldest_needed < replica.evicted_through:
+            await self.feed.restart()
+
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         consumer = self._consumer
         assert consumer is not None
@@ -347,7 +398,9 @@ class PipelineWorker(ConsumerRebalanceListener):
                 if partition in self.tasks:
                     continue
                 snapshot = await asyncio.to_thread(self.store.load, partition)
-                self.tasks[partition] = PartitionTask(partition, snapshot, self.settings)
+                task = PartitionTask(partition, snapshot, self.settings, self.replica)
+                self.tasks[partition] = task
+                await self._ensure_replica_covers(task)
                 log.info(
                     "partition %d: %s", partition,
                     f"resumed from snapshot at {snapshot.offsets}" if snapshot else "fresh start",

@@ -94,6 +94,12 @@ class RiskEngine:
         self.merchants = book
         self.feeds_merchants = False
 
+    def keep_own_merchants(self) -> None:
+        """Keep merchant activity from this engine's own events (again), starting empty."""
+        if not self.feeds_merchants:
+            self.merchants = MerchantBook(self.config.label_delay)
+            self.feeds_merchants = True
+
     # -- the one entry point --------------------------------------------------------------
     def process(self, event: Event) -> list[Output]:
         """Apply one validated event; raises :class:`InvalidEvent` if it cannot be applied."""

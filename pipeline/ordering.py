@@ -94,8 +94,18 @@ class EventTimeAligner(Generic[T]):
             released.append(item)
         return released
 
-    def pop_next(self, now: float, horizon: int | None = None) -> tuple[str, T] | None:
+    def head_time(self) -> int | None:
+        """The event time of the oldest record buffered (None: nothing buffered)."""
+        heads = [buffer[0][0] for buffer in self._buffers.values() if buffer]
+        return min(heads) if heads else None
+
+    def pop_next(
+        self, now: float, horizon: int | None = None, until: int | None = None
+    ) -> tuple[str, T] | None:
         """The next record in event-time order, or None if it must wait for more input.
+
+        ``until``, when given, holds back every record after that event time (the consumer
+        is not ready for them yet).
 
         ``horizon`` is the latest event time the consumer accepts now. A head record beyond
         it that is also more than ``outlier_gap`` ahead of a record right behind it in its own
@@ -126,7 +136,7 @@ class EventTimeAligner(Generic[T]):
                 return None  # the broker holds more of this input: wait for it
             else:
                 silent_inputs = True
-        if best is None:
+        if best is None or (until is not None and best_key[0] > until):
             return None
         buffer = buffers[best]
         if silent_inputs and now - buffer[0][1] < self.max_idle_s:

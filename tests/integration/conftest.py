@@ -17,7 +17,8 @@ from agents.settings import Settings
 from agents.worker import PipelineWorker, WorkerStats
 from pipeline.demo import DemoHistory, generate_demo_history
 from pipeline.engine import RiskEngine
-from pipeline.events import event_from_mapping
+from pipeline.events import Label, Transaction, event_from_mapping
+from pipeline.replica import MerchantReplica
 
 pytestmark = pytest.mark.integration
 
@@ -89,15 +90,26 @@ def partition_of(user_id: str, partitions: int) -> int:
 def expected_run(
     history: DemoHistory, settings: Settings
 ) -> tuple[list[tuple[str, dict]], dict[int, RiskEngine]]:
-    """The pure core over the same events, split the way Kafka partitions them."""
+    """The pure core over the same events, split the way Kafka partitions them; with the
+    merchant replica, one that has read every partition's purchases and labels up front (its
+    answers are as of each purchase, so reading ahead changes nothing)."""
+    events = [event_from_mapping(record) for record in history.events]
+    partitions = [partition_of(event.user_id, settings.partitions) for event in events]
+    replica = None
+    if settings.merchant_replica:
+        replica = MerchantReplica(settings.risk_config(), settings.partitions)
+        for partition, event in zip(partitions, events, strict=True):
+            if isinstance(event, Transaction | Label):
+                replica.apply(partition, event)
     engines: dict[int, RiskEngine] = {}
     outputs = []
-    for record in history.events:
-        partition = partition_of(record["user_id"], settings.partitions)
+    for partition, event in zip(partitions, events, strict=True):
         engine = engines.get(partition)
         if engine is None:
             engine = engines[partition] = RiskEngine(settings.risk_config())
-        for output in engine.process(event_from_mapping(record)):
+            if replica is not None:
+                engine.attach_merchants(replica.book)
+        for output in engine.process(event):
             outputs.append((output.stream, output.value))
     return outputs, engines
 

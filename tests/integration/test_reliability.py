@@ -71,7 +71,8 @@ def fingerprint(engine: RiskEngine) -> dict:
         "users": users,
         "expiries": sorted(engine._expiries),
         "model": [engine.scorer.anomaly.score_one(probe) for probe in _PROBES],
-        "merchants": {name: m.__getstate__() for name, m in engine.merchants.merchants.items()},
+        "merchants": {name: m.__getstate__() for name, m in engine.merchants.merchants.items()}
+        if engine.feeds_merchants else None,
         "pending_labels": len(engine.pending_labels),
         "classifier": (engine.scorer.classifier.learned, engine.scorer.classifier.frauds_seen,
                        engine.scorer.classifier.model["LogisticRegression"].weights),

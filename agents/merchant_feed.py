@@ -1,0 +1,134 @@
+"""Feeds a worker's :class:`~pipeline.replica.MerchantReplica` from every partition of the
+transactions and labels topics, read by a consumer of its own outside the group.
+
+It starts from the beginning of each partition (the topics' retention must cover the longest
+merchant window plus the label delay: 37 days), reads ahead of the worker's tasks by at most
+:data:`READ_AHEAD` of event time, and forgets what no task will look at again. Invalid records
+are skipped here: the task of their partition dead-letters them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from agents.kafka import client_config
+from agents.settings import Settings
+from pipeline.events import Label, Transaction, decode_event
+from pipeline.exceptions import InvalidEvent
+from pipeline.replica import FRAUD_LABELS, PURCHASES, MerchantReplica
+from pipeline.timeutil import DAY
+
+__all__ = ["READ_AHEAD", "MerchantFeed"]
+
+log = logging.getLogger(__name__)
+
+#: How far (event time) an input may be read beyond what the slowest task needs before its
+#: fetch pauses: bounds the replica's memory when the tasks lag (a catch-up).
+READ_AHEAD = DAY
+
+
+class MerchantFeed:
+    """Run :meth:`start`, then :meth:`poll` once per worker iteration; :meth:`stop` at the end."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.config = settings.risk_config()
+        self.replica: MerchantReplica | None = None
+        self.refused: Counter[str] = Counter()
+        self.applied = 0
+        self._sources = {
+            settings.topic("transactions"): (PURCHASES, Transaction),
+            settings.topic("labels"): (FRAUD_LABELS, Label),
+        }
+        self._consumer: AIOKafkaConsumer | None = None
+        self._caught_up_since: dict[TopicPartition, float] = {}
+
+    async def start(self) -> MerchantReplica:
+        settings = self.settings
+        consumer = self._consumer = AIOKafkaConsumer(
+            **client_config(settings),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+            max_poll_records=settings.max_batch,
+        )
+        await consumer.start()
+        await consumer.topics()  # fetch the metadata of every topic
+        assigned = []
+        partitions = 0
+        for topic in self._sources:
+            numbers = consumer.partitions_for_topic(topic) or set()
+            partitions = max(partitions, len(numbers))
+            assigned.extend(TopicPartition(topic, number) for number in sorted(numbers))
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        self.replica = MerchantReplica(self.config, partitions)
+        log.info("merchant replica: reading %d partitions of %s", len(assigned),
+                 ", ".join(self._sources))
+        return self.replica
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def restart(self) -> None:
+        """Forget everything and read every partition again from its beginning: for a task
+        that needs purchases the replica has already forgotten."""
+        assert self.replica is not None and self._consumer is not None
+        self.replica.clear()
+        self._caught_up_since.clear()
+        assignment = list(self._consumer.assignment())
+        for tp in assignment:
+            self._consumer.resume(tp)
+        await self._consumer.seek_to_beginning(*assignment)
+        log.info("merchant replica: reading every partition again from its beginning")
+
+    async def poll(self, now: float, demand: int | None) -> int:
+        """Apply what has been fetched; ``demand`` is the earliest event time a task will score
+        next (None: unknown). Returns the records read."""
+        replica, consumer = self.replica, self._consumer
+        assert replica is not None and consumer is not None
+        batch = await consumer.getmany(timeout_ms=0, max_records=self.settings.max_batch)
+        read = 0
+        for tp, records in batch.items():
+            source, kind = self._sources[tp.topic]
+            event_type = "transaction" if kind is Transaction else "label"
+            apply, partition = replica.apply, tp.partition
+            for record in records:
+                try:
+                    event = decode_event(event_type, record.value or b"")
+                except InvalidEvent:
+                    continue
+                refused = apply(partition, event)
+                if refused is None:
+                    self.applied += 1
+                else:
+                    self.refused[refused] += 1
+            read += len(records)
+        idle_s = self.settings.max_task_idle_ms / 1000
+        lateness = self.config.allowed_lateness
+        for tp in consumer.assignment():
+            source, _ = self._sources[tp.topic]
+            highwater = consumer.highwater(tp)
+            caught_up = highwater is not None and await consumer.position(tp) >= highwater
+            if caught_up:
+                since = self._caught_up_since.setdefault(tp, now)
+                replica.set_silent(source, tp.partition, now - since >= idle_s)
+            else:
+                self._caught_up_since.pop(tp, None)
+                replica.set_silent(source, tp.partition, False)
+            clock = replica.clocks.get((source, tp.partition))
+            needed = None if demand is None else (
+                demand - replica.book.delay if source == PURCHASES else demand
+            )
+            if (needed is not None and clock is not None
+                    and clock - lateness > needed + READ_AHEAD):
+                consumer.pause(tp)
+            elif tp in consumer.paused():
+                consumer.resume(tp)
+        return read
