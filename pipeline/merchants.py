@@ -45,8 +45,8 @@ class MerchantActivity:
     [(1, 0)]
     >>> m.risk(7 * DAY, delay=7 * DAY, spans=(DAY,), latest=0)  # (-1 day, 0]: 11, a fraud
     [(1, 1)]
-    >>> m.risk(7 * DAY - 1, delay=0, spans=(DAY,), latest=0)  # 11's label not known yet
-    [(0, 0)]
+    >>> m.risk(7 * DAY - 1, delay=6 * DAY, spans=(2 * DAY,), latest=2)  # 11 not known yet
+    [(2, 0), (2, 0)]
     >>> m.risk(10 * DAY, delay=7 * DAY, spans=(7 * DAY,), latest=2)  # all three; 12 and 13
     [(3, 1), (2, 0)]
     """

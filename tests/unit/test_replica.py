@@ -1,0 +1,202 @@
+"""The merchant replica: exact merchant risk with any number of partitions, however far ahead
+it reads."""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections import deque
+
+import pytest
+
+from pipeline.config import RiskConfig
+from pipeline.demo import generate_demo_history
+from pipeline.engine import RiskEngine
+from pipeline.events import Event, Label, Transaction, event_from_mapping
+from pipeline.merchants import MERCHANT_SPANS
+from pipeline.replica import FRAUD_LABELS, PURCHASES, MerchantReplica
+from pipeline.timeutil import DAY, HOUR, parse_time
+
+PARTITIONS = 4
+T0 = parse_time("2026-01-01T00:00:00Z")
+MERCHANT_FEATURES = [f"merchant_{kind}_{name}" for name in MERCHANT_SPANS
+                     for kind in ("count", "risk")] + ["merchant_risk_latest"]
+
+
+def partition_of(event: Event) -> int:
+    return zlib.crc32(event.user_id.encode()) % PARTITIONS
+
+
+@pytest.fixture(scope="module")
+def events() -> list[Event]:
+    history = generate_demo_history(users=300, months=3, seed=5)
+    return [event_from_mapping(record) for record in history.events]
+
+
+def merchant_features(engine: RiskEngine, seen: dict[str, list[float]]) -> None:
+    def observe(tx, features, scored) -> None:
+        seen[tx.event_id] = [features[name] for name in MERCHANT_FEATURES]
+
+    engine.observer = observe
+
+
+def one_engine_over_everything(events: list[Event]) -> dict[str, list[float]]:
+    seen: dict[str, list[float]] = {}
+    engine = RiskEngine(RiskConfig())
+    merchant_features(engine, seen)
+    for event in events:
+        engine.process(event)
+    return seen
+
+
+def test_partitioned_engines_with_the_replica_see_what_one_engine_sees(events) -> None:
+    expected = one_engine_over_everything(events)
+    assert sum(1 for values in expected.values() if any(values[1::2])) > 5  # frauds known
+
+    replica = MerchantReplica(RiskConfig(), PARTITIONS)
+    for event in events:
+        if isinstance(event, Transaction | Label):
+            assert replica.apply(partition_of(event), event) is None
+    seen: dict[str, list[float]] = {}
+    engines = {}
+    for event in events:
+        engine = engines.get(partition_of(event))
+        if engine is None:
+            engine = engines[partition_of(event)] = RiskEngine(RiskConfig())
+            engine.attach_merchants(replica.book)
+            merchant_features(engine, seen)
+        engine.process(event)
+    assert len(engines) == PARTITIONS
+    assert seen == expected
+
+    # Without the replica each partition sees its own users' share of a merchant only.
+    alone: dict[str, list[float]] = {}
+    for partition in range(PARTITIONS):
+        engine = RiskEngine(RiskConfig())
+        merchant_features(engine, alone)
+        for event in events:
+            if partition_of(event) == partition:
+                engine.process(event)
+    assert alone != expected
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_reading_ahead_in_any_interleaving_changes_no_answer(events, seed) -> None:
+    """Each input partition is read at its own pace and each task scores only what the replica
+    covers, as in a worker: every purchase gets the answer of a replica that read it all."""
+    expected = one_engine_over_everything(events)
+    rng = random.Random(seed)
+    inputs: dict[tuple[str, int], deque[Event]] = {
+        (source, partition): deque()
+        for source in (PURCHASES, FRAUD_LABELS) for partition in range(PARTITIONS)
+    }
+    tasks: dict[int, deque[Event]] = {partition: deque() for partition in range(PARTITIONS)}
+    for event in events:
+        partition = partition_of(event)
+        tasks[partition].append(event)
+        if isinstance(event, Transaction):
+            inputs[PURCHASES, partition].append(event)
+        elif isinstance(event, Label):
+            inputs[FRAUD_LABELS, partition].append(event)
+
+    replica = MerchantReplica(RiskConfig(), PARTITIONS)
+    seen: dict[str, list[float]] = {}
+    engines = {}
+    for partition in tasks:
+        engine = engines[partition] = RiskEngine(RiskConfig())
+        engine.attach_merchants(replica.book)
+        merchant_features(engine, seen)
+    held_back = 0
+    while any(tasks.values()):
+        if rng.random() < 0.5:
+            key = rng.choice([key for key, queue in inputs.items() if queue] or [None])
+            if key is not None:
+                for _ in range(rng.randint(1, 50)):
+                    if inputs[key]:
+                        assert replica.apply(key[1], inputs[key].popleft()) is None
+            for key, queue in inputs.items():  # read to its end: silent, covers everything
+                replica.set_silent(*key, not queue)
+        else:
+            partition = rng.choice([p for p, queue in tasks.items() if queue])
+            queue, ready = tasks[partition], replica.ready_until()
+            for _ in range(rng.randint(1, 50)):
+                if not queue or ready is None or queue[0].event_time > ready:
+                    held_back += 1
+                    break
+                engines[partition].process(queue.popleft())
+    assert held_back > 0  # the gate was exercised
+    assert seen == expected
+
+
+def tx(event_id: str, at: int, merchant: str = "shop", user: str = "u1",
+       currency: str = "CNY") -> Transaction:
+    return Transaction(event_id, user, merchant, 1_000, currency, at)
+
+
+def test_the_replica_refuses_what_an_engine_would_refuse() -> None:
+    replica = MerchantReplica(RiskConfig(), 1)
+    assert replica.apply(0, tx("a", T0)) is None
+    assert replica.apply(0, tx("a", T0 + HOUR)) == "duplicate"
+    assert replica.apply(0, tx("b", T0, currency="USD")) == "currency-mismatch"
+    assert replica.apply(0, tx("c", T0 + 3 * HOUR)) is None
+    assert replica.apply(0, tx("d", T0 + HOUR)) == "late"  # 2 h behind its partition
+    assert replica.apply(0, tx("e", T0 + 400 * DAY)) == "future"
+    assert len(replica) == 2
+    assert replica.clocks[PURCHASES, 0] == T0 + 3 * HOUR  # refusals leave the clock alone
+
+
+def test_a_label_read_before_its_purchase_marks_it_when_the_purchase_arrives() -> None:
+    replica = MerchantReplica(RiskConfig(), 1)
+    replica.apply(0, Label("l", "u1", "fraud", T0 + 7 * DAY, "a"))
+    replica.apply(0, tx("a", T0))
+    assert replica.book.risk("shop", T0 + 7 * DAY)[-1] == (1, 1)
+    assert replica.book.risk("shop", T0 + 7 * DAY - 1)[-1] == (0, 0)  # a not in view yet
+    replica.apply(0, tx("b", T0 + 1))
+    # As of a day later both are in view, and a's label is known.
+    assert replica.book.risk("shop", T0 + 8 * DAY)[-1] == (2, 1)
+
+
+def test_a_label_too_late_to_count_does_not_mark() -> None:
+    replica = MerchantReplica(RiskConfig(), 1)
+    replica.apply(0, tx("a", T0))
+    replica.apply(0, Label("l", "u1", "chargeback", T0 + 31 * DAY, "a"))
+    assert replica.book.risk("shop", T0 + 31 * DAY)[-1] == (1, 0)
+
+
+def test_silent_inputs_cover_everything_and_the_rest_bound_readiness() -> None:
+    config = RiskConfig()
+    replica = MerchantReplica(config, 2)
+    assert replica.ready_until() is None
+    replica.apply(0, tx("a", T0))
+    replica.apply(0, Label("l", "u1", "legitimate", T0 + 2 * DAY, "a"))
+    for key in ((PURCHASES, 1), (FRAUD_LABELS, 1)):
+        replica.set_silent(*key, True)
+    lateness = config.allowed_lateness
+    # Labels are covered to 2 days, purchases to 0 (that is, purchases up to 7 days later).
+    assert replica.ready_until() == T0 + 2 * DAY - lateness - 1
+    replica.apply(0, Label("l2", "u1", "legitimate", T0 + 20 * DAY, "a"))
+    assert replica.ready_until() == T0 + config.label_delay - lateness - 1
+    replica.set_silent(PURCHASES, 1, False)
+    assert replica.ready_until() is None
+
+
+def test_eviction_forgets_what_no_query_reaches_and_clear_forgets_all() -> None:
+    replica = MerchantReplica(RiskConfig(), 1)
+    for day in range(60):
+        replica.apply(0, tx(f"t{day}", T0 + day * DAY, merchant=f"m{day % 3}"))
+    replica.evict(T0 + 20 * DAY)
+    assert len(replica) == 39 and replica.evicted_through == T0 + 20 * DAY
+    assert sum(len(m) for m in replica.book.merchants.values()) == 39
+    replica.clear()
+    assert len(replica) == 0 and not replica.book.merchants and replica.ready_until() is None
+
+
+def test_a_fraud_counts_only_from_its_label_time_however_early_the_label_was_read() -> None:
+    replica = MerchantReplica(RiskConfig(), 1)
+    replica.apply(0, tx("a", T0))
+    replica.apply(0, tx("b", T0 + HOUR))
+    replica.apply(0, Label("l", "u1", "fraud", T0 + 10 * DAY, "a"))  # 3 days past the delay
+    # 1d, 7d, 30d windows, then the latest 3; both purchases in view from 7 days + 1 h.
+    assert replica.book.risk("shop", T0 + 9 * DAY) == [(0, 0), (2, 0), (2, 0), (2, 0)]
+    assert replica.book.risk("shop", T0 + 10 * DAY - 1) == [(0, 0), (2, 0), (2, 0), (2, 0)]
+    assert replica.book.risk("shop", T0 + 10 * DAY) == [(0, 0), (2, 1), (2, 1), (2, 1)]
