@@ -8,8 +8,9 @@ Precision@100 averaged per day) and beside the handbook's published results; the
 precision and recall, recall per fraud scenario, detection delay and limit-cut precision. The
 report is Markdown with ROC and precision-recall curves as PNG.
 
-The merchant stage is co-located with the user stage in this release (README, "Topology"), so
-the evaluation runs one partition: every merchant's purchases reach the same engine.
+The evaluation runs one partition, so that one classifier learns from every label as the
+handbook's models do. Merchant risk would be the same with any number of partitions: every
+worker keeps a replica of all merchants' activity (README, "Topology").
 """
 
 from __future__ import annotations

@@ -59,13 +59,15 @@ class WorkerStats:
     #: how long the stream can stall behind one batch, bad records included.
     longest_iteration_s: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
-    #: When the first and the last input record arrived: the busy time of a catch-up.
+    #: When the first input record arrived, and when a record last arrived or was applied:
+    #: the busy time of a catch-up.
     first_activity: float | None = None
     last_activity: float = field(default_factory=time.monotonic)
 
     @property
     def busy_rate(self) -> float:
-        """Records applied per second between the first and the last input record."""
+        """Records applied per second between the first record's arrival and the last
+        record's arrival or application, whichever came later."""
         if self.first_activity is None or self.last_activity <= self.first_activity:
             return 0.0
         return self.applied / (self.last_activity - self.first_activity)
@@ -295,6 +297,7 @@ class PipelineWorker(ConsumerRebalanceListener):
                                if d is not None]
                     await self.feed.poll(now, min(demands) if demands else None)
                 backlog = False
+                applied_before = self.stats.applied + self.stats.dead_letters
                 # One batch per iteration, shared by the partitions: an iteration stays short
                 # (heartbeats, checkpoints and rebalances are never held up behind a backlog).
                 share = -(-settings.max_batch // max(1, len(self.tasks)))
@@ -310,6 +313,8 @@ class PipelineWorker(ConsumerRebalanceListener):
                     if self.stats.first_activity is None:
                         self.stats.first_activity = now
                     last_activity = self.stats.last_activity = now
+                if self.stats.applied + self.stats.dead_letters > applied_before:
+                    last_activity = self.stats.last_activity = time.monotonic()
                 if now - last_checkpoint >= settings.checkpoint_interval_s:
                     await self._checkpoint([p for p, t in self.tasks.items() if t.dirty])
                     self._evict_merchants()

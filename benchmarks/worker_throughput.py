@@ -4,7 +4,8 @@ In one run, on one embedded broker and the same data:
   1. the pure core (RiskEngine, no Kafka) in events/s;
   2. the riskstream worker end to end (fetch, decode, validate, align, windows, models, policy,
      produce outputs, snapshots) in events/s while busy;
-  3. a Faust agent that does nothing, over the transactions topic, for the ratio.
+  3. the same worker without its merchant replica, for the replica's cost;
+  4. a Faust agent that does nothing, over the transactions topic, for the ratio.
 plus the state size per active user.
 
     python benchmarks/worker_throughput.py [--users 3000] [--months 4] [--no-faust]
@@ -109,6 +110,10 @@ def main() -> None:
         stats = asyncio.run(PipelineWorker(settings, stop_after_idle_s=2.0).run())
         print(f"worker end to end: {stats.busy_rate:,.0f} events/s while busy "
               f"({stats.applied:,} applied, outputs {dict(stats.outputs)})")
+        local = settings.model_copy(update={"merchant_replica": False, "group_id": "bench-local"})
+        local_stats = asyncio.run(PipelineWorker(local, stop_after_idle_s=2.0).run())
+        print(f"worker without the merchant replica: {local_stats.busy_rate:,.0f} events/s "
+              f"(the replica costs {1 - stats.busy_rate / local_stats.busy_rate:.0%})")
         if not args.no_faust:
             rate = faust_noop(settings, transactions, workdir)
             if rate is None:

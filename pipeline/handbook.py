@@ -111,7 +111,8 @@ def stream_features(
 ) -> Iterator[tuple[int, dict[str, float]]]:
     """(TRANSACTION_ID, handbook features) of every purchase in the handbook file, in order.
 
-    One engine sees every purchase, as one partition of the merchant stage would.
+    One engine sees every purchase and keeps its own merchants' activity: the reference that
+    partitioned engines sharing a merchant replica reproduce (``tests/unit/test_replica.py``).
     """
     engine = RiskEngine(config if config is not None else RiskConfig())
     seen: list[tuple[int, dict[str, float]]] = []

@@ -69,9 +69,8 @@ class MerchantReplica:
         }
         #: Inputs read to their end and silent for the task idle time: they cover everything.
         self.silent: set[tuple[str, int]] = set()
-        #: Purchases held, by id hash: (merchant, event time); and their hashes in read order.
+        #: Purchases held, by id hash, in read order: (merchant, event time).
         self._purchases: dict[int, tuple[str, int]] = {}
-        self._purchase_order: deque[tuple[int, int]] = deque()
         #: Fraud labels read before their purchase: purchase id hash -> earliest label time.
         self._waiting: dict[int, int] = {}
         self._waiting_order: deque[tuple[int, int]] = deque()
@@ -85,7 +84,6 @@ class MerchantReplica:
             self.clocks[key] = None
         self.silent.clear()
         self._purchases.clear()
-        self._purchase_order.clear()
         self._waiting.clear()
         self._waiting_order.clear()
         self.evicted_through = None
@@ -136,12 +134,16 @@ class MerchantReplica:
 
     def evict(self, before: int) -> None:
         """Forget purchases at or before ``before``: no engine will look that far back."""
-        purchases, order = self._purchases, self._purchase_order
-        while order and order[0][0] <= before:
-            _, tx_hash = order.popleft()
-            found = purchases.get(tx_hash)
-            if found is not None and found[1] <= before:
-                del purchases[tx_hash]
+        purchases = self._purchases
+        # Read order is event-time order within the lateness: a straggler behind a later
+        # purchase is forgotten by a later call.
+        expired = []
+        for tx_hash, (_, event_time) in purchases.items():
+            if event_time > before:
+                break
+            expired.append(tx_hash)
+        for tx_hash in expired:
+            del purchases[tx_hash]
         waiting, waiting_order = self._waiting, self._waiting_order
         while waiting_order and waiting_order[0][0] <= before:
             _, tx_hash = waiting_order.popleft()
@@ -157,7 +159,6 @@ class MerchantReplica:
         if tx_hash in self._purchases:
             return "duplicate"
         self._purchases[tx_hash] = (tx.merchant_id, tx.event_time)
-        self._purchase_order.append((tx.event_time, tx_hash))
         self.book.add(tx.merchant_id, tx.event_time, tx_hash)
         known_at = self._waiting.pop(tx_hash, None)
         if known_at is not None:
