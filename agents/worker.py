@@ -118,6 +118,8 @@ class PartitionTask:
         self.expected = dict(self.offsets)
         self.dirty = False
         self.backlogged = False
+        #: Records are waiting for the merchant replica to cover them.
+        self.gated = False
 
     def demand(self) -> int | None:
         """The event time this task will apply next, as far as it knows (None: nothing yet)."""
@@ -187,6 +189,8 @@ class PartitionTask:
         # anything less is waiting for input.
         self.backlogged = released >= limit or (released > 0 and time.monotonic() >= deadline
                                                 and self.aligner.buffered() > 0)
+        head = self.aligner.head_time()
+        self.gated = until is not None and head is not None and head > until
         if released:
             self.dirty = True
         return outputs
@@ -260,14 +264,15 @@ class PipelineWorker(ConsumerRebalanceListener):
         settings = self.settings
         last_checkpoint = last_activity = time.monotonic()
         max_buffered = _BUFFERED_BATCHES * settings.max_batch
-        backlog = False
+        backlog = gated = False
         while not self._stopping.is_set():
             if backlog:
                 # getmany(timeout_ms=0) does not yield to the event loop when nothing is
                 # fetched: yield here so fetches, heartbeats and signals keep running.
                 await asyncio.sleep(0)
+            # Records waiting for the merchant replica wait for its next fetch, not a long poll.
             batch = await consumer.getmany(
-                timeout_ms=0 if backlog else 100, max_records=settings.max_batch
+                timeout_ms=0 if backlog else 5 if gated else 100, max_records=settings.max_batch
             )
             async with self._lock:
                 now = time.monotonic()
@@ -292,11 +297,11 @@ class PipelineWorker(ConsumerRebalanceListener):
                             tp.topic,
                             None if highwater is None else await consumer.position(tp) >= highwater,
                         )
-                if self.feed is not None:
+                if self.feed is not None and self.tasks:  # a standby worker replicates nothing
                     demands = [d for d in (t.demand() for t in self.tasks.values())
                                if d is not None]
                     await self.feed.poll(now, min(demands) if demands else None)
-                backlog = False
+                backlog = gated = False
                 applied_before = self.stats.applied + self.stats.dead_letters
                 # One batch per iteration, shared by the partitions: an iteration stays short
                 # (heartbeats, checkpoints and rebalances are never held up behind a backlog).
@@ -309,6 +314,7 @@ class PipelineWorker(ConsumerRebalanceListener):
                     if outputs:
                         await self._send(outputs)
                     backlog = backlog or task.backlogged
+                    gated = gated or task.gated
                 if batch:
                     if self.stats.first_activity is None:
                         self.stats.first_activity = now
@@ -333,13 +339,11 @@ class PipelineWorker(ConsumerRebalanceListener):
     def _evict_merchants(self) -> None:
         """Let the replica forget purchases older than any task will look at again."""
         replica = self.replica
-        if replica is None or not self.tasks:
+        if replica is None:
             return
-        watermarks = [task.engine.watermark for task in self.tasks.values()]
-        if None in watermarks:
-            return  # a task that has applied nothing may start anywhere
-        lowest = min(w for w in watermarks if w is not None)
-        replica.evict(lowest - replica.config.allowed_lateness - replica.book.reach)
+        before = replica.oldest_needed([task.engine.watermark for task in self.tasks.values()])
+        if before is not None:
+            replica.evict(before)
 
     async def _send(self, outputs: list[Output]) -> None:
         producer = self._producer
@@ -386,14 +390,9 @@ class PipelineWorker(ConsumerRebalanceListener):
 
     async def _ensure_replica_covers(self, task: PartitionTask) -> None:
         """A task resuming before what the replica has forgotten needs it read again."""
-        replica = self.replica
-        if replica is None or replica.evicted_through is None or self.feed is None:
-            return
-        watermark = task.engine.watermark
-        oldest_needed = (None if watermark is None else
-                         watermark - replica.config.allowed_lateness - replica.book.reach)
-        if oldest_needed is None or oldest_needed < replica.evicted_through:
-            await self.feed.restart()
+        replica, feed = self.replica, self.feed
+        if replica is not None and feed is not None and not replica.serves(task.engine.watermark):
+            await feed.restart()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         consumer = self._consumer

@@ -132,6 +132,22 @@ class MerchantReplica:
             ready = min(ready, covered)
         return ready
 
+    def serves(self, watermark: int | None) -> bool:
+        """Whether an engine at ``watermark`` (None: a fresh one) finds everything it will
+        look at here, or needs the replica read again from the beginning."""
+        if self.evicted_through is None:
+            return True
+        if watermark is None:
+            return False
+        return self.oldest_needed([watermark]) >= self.evicted_through  # type: ignore[operator]
+
+    def oldest_needed(self, watermarks: list[int | None]) -> int | None:
+        """What engines at ``watermarks`` may still look at: :meth:`evict` up to this."""
+        if not watermarks or None in watermarks:
+            return None  # an engine that has applied nothing may start anywhere
+        lowest = min(w for w in watermarks if w is not None)
+        return lowest - self.config.allowed_lateness - self.book.reach
+
     def evict(self, before: int) -> None:
         """Forget purchases at or before ``before``: no engine will look that far back."""
         purchases = self._purchases

@@ -191,6 +191,20 @@ def test_eviction_forgets_what_no_query_reaches_and_clear_forgets_all() -> None:
     assert len(replica) == 0 and not replica.book.merchants and replica.ready_until() is None
 
 
+def test_an_engine_resuming_before_what_was_forgotten_needs_the_replica_read_again() -> None:
+    config = RiskConfig()
+    replica = MerchantReplica(config, 1)
+    assert replica.serves(None) and replica.serves(T0)  # nothing forgotten yet
+    reach = config.allowed_lateness + replica.book.reach  # 37 days and the lateness
+    assert replica.oldest_needed([T0 + 50 * DAY, None]) is None  # a fresh engine: keep all
+    before = replica.oldest_needed([T0 + 50 * DAY, T0 + 60 * DAY])
+    assert before == T0 + 50 * DAY - reach
+    replica.evict(before)
+    assert replica.serves(T0 + 50 * DAY) and replica.serves(T0 + 90 * DAY)
+    assert not replica.serves(T0 + 50 * DAY - 1)  # a snapshot older than the others
+    assert not replica.serves(None)  # a partition starting from its beginning
+
+
 def test_a_fraud_counts_only_from_its_label_time_however_early_the_label_was_read() -> None:
     replica = MerchantReplica(RiskConfig(), 1)
     replica.apply(0, tx("a", T0))
