@@ -17,7 +17,12 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from agents.exceptions import BrokerError, ConfigurationError
 from agents.settings import Settings
-from agents.topics import INPUT_TOPICS, OUTPUT_TOPICS
+from agents.topics import (
+    INPUT_TOPICS,
+    OUTPUT_TOPICS,
+    REPLICATED_RETENTION_MS,
+    REPLICATED_TOPICS,
+)
 
 __all__ = ["client_config", "ensure_topics", "wait_for_broker"]
 
@@ -68,12 +73,13 @@ def ensure_topics(settings: Settings) -> None:
     """Create the input and output topics if missing, and check input co-partitioning."""
     admin = KafkaAdminClient(**client_config(settings), request_timeout_ms=10_000)
     try:
-        wanted = [settings.topic(name) for name in INPUT_TOPICS + OUTPUT_TOPICS]
         existing = set(admin.list_topics())
+        retained = {"retention.ms": str(REPLICATED_RETENTION_MS)}
         missing = [
-            NewTopic(name, settings.partitions, settings.replication_factor)
-            for name in wanted
-            if name not in existing
+            NewTopic(settings.topic(name), settings.partitions, settings.replication_factor,
+                     topic_configs=retained if name in REPLICATED_TOPICS else {})
+            for name in INPUT_TOPICS + OUTPUT_TOPICS
+            if settings.topic(name) not in existing
         ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.kafka import client_config
 from agents.settings import Settings
-from pipeline.events import Label, Transaction, decode_event
+from pipeline.events import decode_event
 from pipeline.exceptions import InvalidEvent
 from pipeline.replica import FRAUD_LABELS, PURCHASES, MerchantReplica
 from pipeline.timeutil import DAY
@@ -39,9 +39,10 @@ class MerchantFeed:
         self.replica: MerchantReplica | None = None
         self.refused: Counter[str] = Counter()
         self.applied = 0
+        #: topic -> (the replica's name for the input, the event type of its records)
         self._sources = {
-            settings.topic("transactions"): (PURCHASES, Transaction),
-            settings.topic("labels"): (FRAUD_LABELS, Label),
+            settings.topic("transactions"): (PURCHASES, "transaction"),
+            settings.topic("labels"): (FRAUD_LABELS, "label"),
         }
         self._consumer: AIOKafkaConsumer | None = None
         self._caught_up_since: dict[TopicPartition, float] = {}
@@ -75,6 +76,8 @@ class MerchantFeed:
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
+            log.info("merchant replica: %d records applied, refused: %s", self.applied,
+                     dict(self.refused) or "none")
 
     async def restart(self) -> None:
         """Forget everything and read every partition again from its beginning: for a task
@@ -96,15 +99,14 @@ class MerchantFeed:
         batch = await consumer.getmany(timeout_ms=0, max_records=self.settings.max_batch)
         read = 0
         for tp, records in batch.items():
-            source, kind = self._sources[tp.topic]
-            event_type = "transaction" if kind is Transaction else "label"
+            _, event_type = self._sources[tp.topic]
             apply, partition = replica.apply, tp.partition
             for record in records:
                 try:
                     event = decode_event(event_type, record.value or b"")
                 except InvalidEvent:
                     continue
-                refused = apply(partition, event)
+                refused = apply(partition, event)  # type: ignore[arg-type]
                 if refused is None:
                     self.applied += 1
                 else:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pipeline.outputs import ALERTS, CREDIT_SCORES, LIMIT_ADJUSTMENTS, SCORES
+from pipeline.timeutil import DAY
 
-__all__ = ["DEAD_LETTER", "INPUT_TOPICS", "OUTPUT_TOPICS", "TOPIC_OF_EVENT_TYPE"]
+__all__ = ["DEAD_LETTER", "INPUT_TOPICS", "OUTPUT_TOPICS", "REPLICATED_RETENTION_MS",
+           "REPLICATED_TOPICS", "TOPIC_OF_EVENT_TYPE"]
 
 #: Input event type -> topic (before the configured prefix).
 TOPIC_OF_EVENT_TYPE = {
@@ -16,3 +18,7 @@ TOPIC_OF_EVENT_TYPE = {
 INPUT_TOPICS = tuple(TOPIC_OF_EVENT_TYPE.values())
 DEAD_LETTER = "dead-letter"
 OUTPUT_TOPICS = (ALERTS, LIMIT_ADJUSTMENTS, SCORES, CREDIT_SCORES, DEAD_LETTER)
+#: Read whole by every worker's merchant replica (agents.merchant_feed), which re-reads them
+#: after a restart: they must keep the longest merchant window plus the label delay (37 days).
+REPLICATED_TOPICS = ("transactions", "labels")
+REPLICATED_RETENTION_MS = 40 * DAY // 1000

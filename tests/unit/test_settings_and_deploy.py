@@ -10,6 +10,8 @@ import yaml
 
 from agents.kafka import client_config
 from agents.settings import Settings
+from agents.topics import REPLICATED_RETENTION_MS
+from pipeline.timeutil import DAY
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,6 +58,10 @@ def test_docker_compose_runs_kafka_in_kraft_mode_with_co_partitioned_topics() ->
                   "dead-letter"):
         assert topic in script
     assert len(set(re.findall(r"--partitions (\d+)", script))) == 1
+    # The merchant replica re-reads transactions and labels: 37 days at least.
+    retention = re.search(r"transactions\|labels\) retention=\"--config retention.ms=(\d+)", script)
+    assert retention is not None and int(retention.group(1)) == REPLICATED_RETENTION_MS
+    assert REPLICATED_RETENTION_MS >= 37 * DAY // 1000
     worker = services["worker"]
     assert worker["build"]["dockerfile"] == "deploy/Dockerfile"
     assert (ROOT / worker["build"]["dockerfile"]).is_file()
