@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pipeline.ordering import EventTimeAligner
+from pipeline.ordering import UNTIMED, EventTimeAligner
 
 SOURCES = ["transactions", "repayments", "labels"]
 
@@ -111,3 +111,20 @@ def test_a_head_beyond_the_horizon_waits_for_its_followers_before_it_is_judged()
     assert aligner.pop_ready(now=10.0, horizon=100) == []
     aligner.push("a", 2, "follower", now=10.0)
     assert aligner.pop_ready(now=10.0, horizon=100)[0] == ("a", "head")
+
+
+def test_records_after_until_wait_and_untimed_ones_do_not() -> None:
+    aligner: EventTimeAligner[str] = EventTimeAligner(["a", "b"], max_idle_s=0.0)
+    for name in ("a", "b"):
+        aligner.set_caught_up(name, True)
+    aligner.push("a", 5, "a5", now=0.0)
+    aligner.push("b", UNTIMED, "refused", now=0.0)
+    aligner.push("b", 9, "b9", now=0.0)
+    assert aligner.head_time() == UNTIMED
+    assert aligner.pop_ready(now=1.0, horizon=None) == [("b", "refused"), ("a", "a5"),
+                                                        ("b", "b9")]
+    aligner.push("a", 12, "a12", now=1.0)
+    aligner.push("a", 20, "a20", now=1.0)
+    assert aligner.pop_next(now=2.0, until=11) is None  # the consumer is not ready for 12
+    assert aligner.pop_next(now=2.0, until=12) == ("a", "a12")
+    assert aligner.head_time() == 20
