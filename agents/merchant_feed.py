@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -19,7 +20,7 @@ from agents.settings import Settings
 from pipeline.events import decode_event
 from pipeline.exceptions import InvalidEvent
 from pipeline.replica import FRAUD_LABELS, PURCHASES, MerchantReplica
-from pipeline.timeutil import DAY
+from pipeline.timeutil import DAY, format_time
 
 __all__ = ["READ_AHEAD", "MerchantFeed"]
 
@@ -39,6 +40,9 @@ class MerchantFeed:
         self.replica: MerchantReplica | None = None
         self.refused: Counter[str] = Counter()
         self.applied = 0
+        #: Times an input was paused for being too far ahead of the tasks, and full re-reads.
+        self.pauses = 0
+        self.restarts = 0
         #: topic -> (the replica's name for the input, the event type of its records)
         self._sources = {
             settings.topic("transactions"): (PURCHASES, "transaction"),
@@ -76,14 +80,27 @@ class MerchantFeed:
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
-            log.info("merchant replica: %d records applied, refused: %s", self.applied,
-                     dict(self.refused) or "none")
+            log.info("merchant replica: %s", self.describe())
+
+    def describe(self) -> dict[str, Any]:
+        """What the replica has done, for the worker's statistics."""
+        replica = self.replica
+        return {
+            "applied": self.applied,
+            "refused": dict(self.refused),
+            "purchases_held": len(replica) if replica is not None else 0,
+            "forgotten_through": None if replica is None or replica.evicted_through is None
+            else format_time(replica.evicted_through),
+            "pauses": self.pauses,
+            "restarts": self.restarts,
+        }
 
     async def restart(self) -> None:
         """Forget everything and read every partition again from its beginning: for a task
         that needs purchases the replica has already forgotten."""
         assert self.replica is not None and self._consumer is not None
         self.replica.clear()
+        self.restarts += 1
         self._caught_up_since.clear()
         assignment = list(self._consumer.assignment())
         for tp in assignment:
@@ -130,7 +147,9 @@ class MerchantFeed:
             )
             if (needed is not None and clock is not None
                     and clock - lateness > needed + READ_AHEAD):
-                consumer.pause(tp)
+                if tp not in consumer.paused():
+                    consumer.pause(tp)
+                    self.pauses += 1
             elif tp in consumer.paused():
                 consumer.resume(tp)
         return read

@@ -63,6 +63,8 @@ class WorkerStats:
     #: the busy time of a catch-up.
     first_activity: float | None = None
     last_activity: float = field(default_factory=time.monotonic)
+    #: The merchant replica's figures when the worker stopped (None: no replica).
+    merchant_replica: dict[str, Any] | None = None
 
     @property
     def busy_rate(self) -> float:
@@ -80,6 +82,7 @@ class WorkerStats:
             "outputs": dict(self.outputs),
             "checkpoints": self.checkpoints,
             "longest_iteration_s": round(self.longest_iteration_s, 3),
+            "merchant_replica": self.merchant_replica,
         }
 
 
@@ -257,6 +260,7 @@ class PipelineWorker(ConsumerRebalanceListener):
         finally:
             if self.feed is not None:
                 await self.feed.stop()
+                self.stats.merchant_replica = self.feed.describe()
             await producer.stop()
         return self.stats
 
