@@ -41,6 +41,9 @@ def purchase_features(
         features[f"mean_{name}"] = total / count
         features[f"max_{name}"] = float(max(prior.max_minor, amount))
         features[f"prior_max_{name}"] = float(prior.max_minor)
+    for name in ("7d", "30d"):  # the typical amount before this purchase
+        median = windows.median_amount(now, WINDOW_SPANS[name])
+        features[f"prior_median_{name}"] = float(amount) if median is None else median
     known_merchant = windows.has_merchant(tx.merchant_id, now)
     features["distinct_merchants_30d"] = float(merchants_30d + (not known_merchant))
     previous = windows.previous_time(now + 1)

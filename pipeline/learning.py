@@ -11,7 +11,8 @@ inflated by a constant factor (1 / share), which a ranking does not mind; alert 
 the combined score.
 
 :class:`FraudClassifier` is river's logistic regression on standardised, fixed transforms of
-the purchase features -- amounts against the user's own history, velocity, merchant risk, the
+the purchase features -- amounts against the user's own history (its means, and its medians,
+which a compromised card's burst of large purchases cannot move), velocity, merchant risk, the
 unsupervised parts of the risk score -- plus a few spline terms of the amount so a linear model
 can bend.
 """
@@ -35,7 +36,8 @@ _AMOUNT_KNOTS = tuple(math.log(10.0 ** (power / 4)) for power in range(8, 25))
 _ZEROS = (0.0,) * len(_AMOUNT_KNOTS)
 
 INPUTS = (
-    "log_amount", "log_to_mean_1d", "log_to_mean_7d", "log_to_mean_30d", "amount_z",
+    "log_amount", "log_to_mean_1d", "log_to_mean_7d", "log_to_mean_30d",
+    "log_to_median_7d", "log_to_median_30d", "amount_z",
     "log_count_1h", "log_count_24h", "log_count_7d", "log_count_30d", "log_hours_since",
     "new_merchant", "night", "weekend", "deviation", "velocity", "anomaly",
     "merchant_risk_1d", "merchant_risk_7d", "merchant_risk_30d", "merchant_risk_latest",
@@ -62,6 +64,8 @@ def model_inputs(features: Mapping[str, float], deviation: float, velocity: floa
         log_amount - math.log1p(_prior_mean(features, "24h")),
         log_amount - math.log1p(_prior_mean(features, "7d")),
         log_amount - math.log1p(_prior_mean(features, "30d")),
+        log_amount - math.log1p(features["prior_median_7d"]),
+        log_amount - math.log1p(features["prior_median_30d"]),
         max(-10.0, min(10.0, features["amount_z"])),
         math.log(features["count_1h"]),
         math.log(features["count_24h"]),

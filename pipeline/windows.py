@@ -105,6 +105,27 @@ class PurchaseWindows:
             distinct_merchants=len(set(self.merchants[start:end])) if distinct else 0,
         )
 
+    def median_amount(self, now: int, span: int) -> float | None:
+        """The median amount of purchases in ``(now - span, now]`` (None: there are none): a
+        reference a burst of unusual amounts cannot move until it is half the window.
+
+        >>> w = PurchaseWindows()
+        >>> for minute, amount in enumerate([100, 120, 5_000, 110]):
+        ...     w.add(minute * 60 * 10**6, amount, "m")
+        >>> w.median_amount(10 * 60 * 10**6, HOUR), w.median_amount(2 * 60 * 10**6, HOUR)
+        (115.0, 120.0)
+        """
+        times = self.times
+        end = bisect_right(times, now)
+        start = bisect_right(times, now - span, 0, end)
+        if start == end:
+            return None
+        amounts = sorted(self.amounts[start:end])
+        middle = len(amounts) // 2
+        if len(amounts) % 2:
+            return float(amounts[middle])
+        return (amounts[middle - 1] + amounts[middle]) / 2
+
     def all_stats(self, now: int) -> dict[str, WindowStats]:
         return {name: self.stats(now, span) for name, span in WINDOW_SPANS.items()}
 
