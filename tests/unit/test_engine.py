@@ -13,6 +13,7 @@ from pipeline.demo import generate_demo_history
 from pipeline.engine import RiskEngine
 from pipeline.events import Event, Label, Repayment, Transaction, event_from_mapping
 from pipeline.exceptions import InvalidEvent
+from pipeline.learning import INPUTS
 from pipeline.outputs import ALERTS, LIMIT_ADJUSTMENTS, Output
 from pipeline.timeutil import DAY, HOUR, MINUTE, format_time, parse_time
 from tests.conftest import assert_valid
@@ -292,3 +293,22 @@ def test_the_classifier_learns_only_from_released_labels_and_then_ranks_fraud_hi
     run(engine, [big, small])
     assert classifier.learned == 400
     assert scores[0] > 0.5 > scores[1]
+
+
+def test_a_burst_of_large_purchases_stays_far_above_the_users_median() -> None:
+    """A compromised card: a third of the purchases five times the usual amount. The 30-day
+    mean follows the burst; the median does not, so the ratio to it stays large."""
+    engine = RiskEngine()
+    inputs: list[dict[str, float]] = []
+    engine.observer = lambda _tx, _f, scored: inputs.append(dict(zip(INPUTS, scored.inputs,
+                                                                     strict=True)))
+    run(engine, [tx("u1", T0 + day * DAY, 10_000 + day) for day in range(20)])
+    usual = inputs[-1]
+    assert abs(usual["log_to_median_30d"]) < 0.01 and usual["median_30d_over_0"] == 0.0
+    burst = [tx("u1", T0 + 20 * DAY + hour * HOUR, 50_000 if hour % 3 == 0 else 10_000)
+             for hour in range(30)]
+    run(engine, burst)
+    last_large = inputs[-3]
+    assert last_large["log_to_median_30d"] > 1.5  # about log 5
+    assert last_large["median_30d_over_0"] > 1.1 and last_large["median_30d_over_5"] == 0.0
+    assert last_large["log_to_mean_30d"] < last_large["log_to_median_30d"] - 0.3
