@@ -188,7 +188,8 @@ class MerchantReplica:
         found = self._purchases.get(tx_hash)
         if found is not None:
             self.book.mark_fraud(found[0], found[1], tx_hash, label.event_time)
-        elif label.event_time - FRAUD_MARK_REACH > (self.evicted_through or -_FOREVER):
+        elif (self.evicted_through is None
+              or label.event_time - FRAUD_MARK_REACH > self.evicted_through):
             # Its purchase is on the partition's transactions input, not read that far yet.
             earlier = self._waiting.get(tx_hash)
             if earlier is None or label.event_time < earlier:
