@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -24,7 +25,7 @@ from agents.topics import (
     REPLICATED_TOPICS,
 )
 
-__all__ = ["client_config", "ensure_topics", "wait_for_broker"]
+__all__ = ["caught_up", "client_config", "ensure_topics", "wait_for_broker"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,14 @@ def client_config(settings: Settings) -> dict[str, Any]:
             settings.sasl_password.get_secret_value() if settings.sasl_password else None
         )
     return config
+
+
+async def caught_up(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool | None:
+    """Whether ``consumer`` has read ``tp`` up to the high watermark of its last fetch (None:
+    no fetch yet). The fetch's watermark, not ListOffsets: the embedded broker answers the
+    latter wrongly (tests/integration)."""
+    highwater = consumer.highwater(tp)
+    return None if highwater is None else await consumer.position(tp) >= highwater
 
 
 def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from agents.kafka import client_config
+from agents.kafka import caught_up, client_config
 from agents.settings import Settings
 from pipeline.events import decode_event
 from pipeline.exceptions import InvalidEvent
@@ -133,9 +133,7 @@ class MerchantFeed:
         lateness = self.config.allowed_lateness
         for tp in consumer.assignment():
             source, _ = self._sources[tp.topic]
-            highwater = consumer.highwater(tp)
-            caught_up = highwater is not None and await consumer.position(tp) >= highwater
-            if caught_up:
+            if await caught_up(consumer, tp):
                 since = self._caught_up_since.setdefault(tp, now)
                 replica.set_silent(source, tp.partition, now - since >= idle_s)
             else:

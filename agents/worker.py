@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from agents.kafka import client_config, ensure_topics
+from agents.kafka import caught_up, client_config, ensure_topics
 from agents.merchant_feed import MerchantFeed
 from agents.settings import Settings
 from agents.snapshots import PartitionSnapshot, SnapshotStore
@@ -106,8 +106,6 @@ class PartitionTask:
         else:
             self.engine = RiskEngine(settings.risk_config())
             self.offsets = {}
-        #: The worker's merchant replica; the task scores nothing it does not cover yet.
-        self.replica = replica
         if replica is not None:
             self.engine.attach_merchants(replica.book)
         else:
@@ -152,18 +150,16 @@ class PartitionTask:
         return len(records)
 
     def drain(
-        self, now: float, limit: int, deadline: float, dead_letter_topic: str, stats: WorkerStats
+        self, now: float, limit: int, deadline: float, until: int | None,
+        dead_letter_topic: str, stats: WorkerStats,
     ) -> list[Output]:
-        """Apply up to ``limit`` released records, stopping at ``deadline`` (monotonic clock);
-        return the outputs (dead letters included)."""
+        """Apply up to ``limit`` released records, none after event time ``until`` (what the
+        merchant replica covers; None: no replica), stopping at ``deadline`` (monotonic
+        clock); return the outputs (dead letters included)."""
         outputs: list[Output] = []
         engine = self.engine
         process, pop_next = engine.process, self.aligner.pop_next
         released = 0
-        until = None
-        if self.replica is not None:
-            ready = self.replica.ready_until()
-            until = UNTIMED if ready is None else ready
         # Records are popped one at a time because the horizon moves with the engine's clock.
         while released < limit:
             if not released & 255 and released and time.monotonic() >= deadline:
@@ -219,7 +215,11 @@ class PipelineWorker(ConsumerRebalanceListener):
             name: settings.topic(name) for name in OUTPUT_TOPICS
         }
         self.feed = MerchantFeed(settings) if settings.merchant_replica else None
-        self.replica: MerchantReplica | None = None
+
+    @property
+    def replica(self) -> MerchantReplica | None:
+        """The merchant replica every task queries (None: off, or not started yet)."""
+        return self.feed.replica if self.feed is not None else None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -247,7 +247,7 @@ class PipelineWorker(ConsumerRebalanceListener):
         self._consumer, self._producer = consumer, producer
         await producer.start()
         if self.feed is not None:
-            self.replica = await self.feed.start()
+            await self.feed.start()
         try:
             consumer.subscribe([settings.topic(name) for name in INPUT_TOPICS], listener=self)
             await consumer.start()
@@ -294,13 +294,7 @@ class PipelineWorker(ConsumerRebalanceListener):
                             consumer.pause(tp)
                         elif tp in consumer.paused():
                             consumer.resume(tp)
-                        # The high watermark of the last fetch response, not ListOffsets: the
-                        # embedded broker answers the latter wrongly (tests/integration).
-                        highwater = consumer.highwater(tp)
-                        task.aligner.set_caught_up(
-                            tp.topic,
-                            None if highwater is None else await consumer.position(tp) >= highwater,
-                        )
+                        task.aligner.set_caught_up(tp.topic, await caught_up(consumer, tp))
                 if self.feed is not None and self.tasks:  # a standby worker replicates nothing
                     demands = [d for d in (t.demand() for t in self.tasks.values())
                                if d is not None]
@@ -311,9 +305,10 @@ class PipelineWorker(ConsumerRebalanceListener):
                 # (heartbeats, checkpoints and rebalances are never held up behind a backlog).
                 share = -(-settings.max_batch // max(1, len(self.tasks)))
                 budget = settings.max_iteration_ms / 1000 / max(1, len(self.tasks))
+                until = self._replica_ready()
                 for index, task in enumerate(self.tasks.values(), start=1):
                     # Each task's slice of the time budget; time one leaves unused rolls over.
-                    outputs = task.drain(now, share, now + budget * index,
+                    outputs = task.drain(now, share, now + budget * index, until,
                                          self._output_topics[DEAD_LETTER], self.stats)
                     if outputs:
                         await self._send(outputs)
@@ -339,6 +334,14 @@ class PipelineWorker(ConsumerRebalanceListener):
             ):
                 log.info("no input for %.1f s: stopping", self.stop_after_idle_s)
                 break
+
+    def _replica_ready(self) -> int | None:
+        """The latest event time the tasks may apply now (None: no replica to wait for)."""
+        replica = self.replica
+        if replica is None:
+            return None
+        ready = replica.ready_until()
+        return UNTIMED if ready is None else ready
 
     def _evict_merchants(self) -> None:
         """Let the replica forget purchases older than any task will look at again."""

@@ -33,7 +33,6 @@ __all__ = ["INPUTS", "FraudClassifier", "PendingLabels"]
 #: minor units: fine enough for a linear model to bend at an amount threshold (a fixed-amount
 #: fraud pattern), which half-decade knots blurred (AP 0.652 -> 0.675 on the handbook's week).
 _AMOUNT_KNOTS = tuple(math.log(10.0 ** (power / 4)) for power in range(8, 25))
-_ZEROS = (0.0,) * len(_AMOUNT_KNOTS)
 #: Knots of the spline terms of the amount's ratio to the user's 30-day median, every half
 #: octave from x1.41 to x8: how far above its usual a purchase is matters by steps a linear
 #: model cannot draw (handbook week, pure core: AP 0.687 -> 0.705).
@@ -72,7 +71,7 @@ def model_inputs(features: Mapping[str, float], deviation: float, velocity: floa
         log_amount - math.log1p(_prior_mean(features, "30d")),
         log_amount - math.log1p(features["prior_median_7d"]),
         to_median,
-        *[to_median - knot if to_median > knot else 0.0 for knot in _RATIO_KNOTS],
+        *_hinges(to_median, _RATIO_KNOTS),
         max(-10.0, min(10.0, features["amount_z"])),
         math.log(features["count_1h"]),
         math.log(features["count_24h"]),
@@ -85,12 +84,16 @@ def model_inputs(features: Mapping[str, float], deviation: float, velocity: floa
         features["merchant_risk_latest"],
         math.log1p(features["merchant_count_1d"]), math.log1p(features["merchant_count_7d"]),
         math.log1p(features["merchant_count_30d"]),
+        *_hinges(log_amount, _AMOUNT_KNOTS),
     ]
-    # Hinge terms max(0, log_amount - knot): the knots below the amount, then zeros.
-    below = bisect_left(_AMOUNT_KNOTS, log_amount)
-    values.extend([log_amount - knot for knot in _AMOUNT_KNOTS[:below]])
-    values.extend(_ZEROS[below:])
     return array("f", values)
+
+
+def _hinges(value: float, knots: tuple[float, ...]) -> list[float]:
+    """Spline terms ``max(0, value - knot)`` for sorted ``knots``: the differences to the knots
+    below ``value``, then zeros."""
+    below = bisect_left(knots, value)
+    return [value - knot for knot in knots[:below]] + [0.0] * (len(knots) - below)
 
 
 class FraudClassifier:
