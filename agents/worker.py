@@ -123,9 +123,14 @@ class PartitionTask:
         self.gated = False
 
     def demand(self) -> int | None:
-        """The event time this task will apply next, as far as it knows (None: nothing yet)."""
+        """The event time of the next record this task is waiting to apply (None: none).
+
+        Not the engine's clock when nothing is buffered: a task that has run out of input
+        must not hold the merchant replica back, or a task further ahead could wait forever
+        for an input the replica paused on its account.
+        """
         head = self.aligner.head_time()
-        return head if head is not None and head != UNTIMED else self.engine.watermark
+        return None if head == UNTIMED else head
 
     def seeked(self, topic: str, offset: int) -> None:
         self.expected[topic] = offset
