@@ -2,9 +2,9 @@
 transactions and labels topics, read by a consumer of its own outside the group.
 
 It starts from the beginning of each partition (the topics' retention must cover the longest
-merchant window plus the label delay: 37 days), reads ahead of the worker's tasks by at most
-:data:`READ_AHEAD` of event time, and forgets what no task will look at again. Invalid records
-are skipped here: the task of their partition dead-letters them.
+merchant window plus the label delay: 37 days), reads ahead of the worker's tasks with records
+waiting by at most :data:`READ_AHEAD` of event time, and forgets what no task will look at
+again. Invalid records are skipped here: the task of their partition dead-letters them.
 """
 
 from __future__ import annotations
