@@ -218,6 +218,10 @@ def event_to_mapping(event: Event) -> dict[str, Any]:
     return record
 
 
+#: Interned ids share one string object across every event and state entry of a user.
+_intern = sys.intern
+
+
 def _required(record: dict[str, Any], field: str) -> Any:
     try:
         value = record[field]
@@ -229,6 +233,13 @@ def _required(record: dict[str, Any], field: str) -> Any:
 
 
 def _identifier(record: dict[str, Any], field: str) -> str:
+    value = record.get(field)
+    if value.__class__ is str and 0 < len(value) <= MAX_ID_LENGTH:  # the usual case, at once
+        return _intern(value)
+    return _checked_identifier(record, field)
+
+
+def _checked_identifier(record: dict[str, Any], field: str) -> str:
     value = _required(record, field)
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidEvent("wrong-type", f"{field} must be a string, got {type(value).__name__}")
@@ -237,8 +248,7 @@ def _identifier(record: dict[str, Any], field: str) -> str:
         raise InvalidEvent(
             "invalid-value", f"{field} must have 1 to {MAX_ID_LENGTH} characters"
         )
-    # Interned ids share one string object across every event and state entry of a user.
-    return sys.intern(text)
+    return _intern(text)
 
 
 def _optional_text(record: dict[str, Any], field: str) -> str | None:
@@ -249,12 +259,15 @@ def _optional_text(record: dict[str, Any], field: str) -> str | None:
         raise InvalidEvent(
             "wrong-type", f"{field} must be a string of at most {MAX_ID_LENGTH} characters"
         )
-    return sys.intern(value)
+    return _intern(value)
 
 
 def _amount(
     record: dict[str, Any], field: str, *, signed: bool = False, allow_zero: bool = False
 ) -> int:
+    value = record.get(field)
+    if value.__class__ is int and 0 < value <= MAX_AMOUNT_MINOR:  # the usual case, at once
+        return value
     value = _required(record, field)
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and not math.isfinite(value):

@@ -8,13 +8,24 @@ from pipeline.config import RiskConfig
 from pipeline.events import Transaction
 from pipeline.merchants import MERCHANT_SPANS, MerchantBook
 from pipeline.state import UserState
-from pipeline.timeutil import DAY, HOUR, to_datetime
+from pipeline.timeutil import DAY, HOUR
 from pipeline.windows import WINDOW_SPANS
 
 __all__ = ["purchase_features"]
 
 #: 00:00-06:59 UTC counts as night: the Fraud Detection Handbook's code tests ``hour <= 6``.
 _LAST_NIGHT_HOUR = 6
+
+
+#: The features' names, made once: (count, sum, mean, max, prior max) per window.
+_WINDOW_KEYS = tuple(
+    (f"count_{name}", f"sum_{name}", f"mean_{name}", f"max_{name}", f"prior_max_{name}")
+    for name, _ in sorted(WINDOW_SPANS.items(), key=lambda item: item[1])
+)
+_MERCHANT_KEYS = tuple((f"merchant_count_{name}", f"merchant_risk_{name}")
+                       for name in MERCHANT_SPANS)
+_NO_PREVIOUS_HOURS = 30 * DAY / HOUR
+_EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday is 0, as in datetime.weekday())
 
 
 def purchase_features(
@@ -26,29 +37,32 @@ def purchase_features(
     Must be called *before* the purchase is added to ``user`` (score before learning): the
     windows here include the purchase arithmetically, the baseline does not include it at all.
     """
-    windows = user.windows
     now = tx.event_time
     amount = tx.amount_minor
+    prior = user.windows.before_purchase(now, tx.merchant_id)
     features: dict[str, float] = {"amount_minor": float(amount)}
-    for name, span in WINDOW_SPANS.items():
-        prior = windows.stats(now, span, distinct=name == "30d")
-        if name == "30d":
-            merchants_30d = prior.distinct_merchants
-        count = prior.count + 1
-        total = prior.total_minor + amount
-        features[f"count_{name}"] = float(count)
-        features[f"sum_{name}"] = float(total)
-        features[f"mean_{name}"] = total / count
-        features[f"max_{name}"] = float(max(prior.max_minor, amount))
-        features[f"prior_max_{name}"] = float(prior.max_minor)
-    for name in ("7d", "30d"):  # the typical amount before this purchase
-        median = windows.median_amount(now, WINDOW_SPANS[name])
-        features[f"prior_median_{name}"] = float(amount) if median is None else median
-    known_merchant = windows.has_merchant(tx.merchant_id, now)
-    features["distinct_merchants_30d"] = float(merchants_30d + (not known_merchant))
-    previous = windows.previous_time(now + 1)
+    for (count_key, sum_key, mean_key, max_key, prior_max_key), (count, total, most) in zip(
+        _WINDOW_KEYS, prior.windows, strict=True
+    ):
+        count += 1
+        total += amount
+        features[count_key] = float(count)
+        features[sum_key] = float(total)
+        features[mean_key] = total / count
+        features[max_key] = float(most if most > amount else amount)
+        features[prior_max_key] = float(most)
+    # The typical amount before this purchase.
+    features["prior_median_7d"] = float(amount) if prior.median_7d is None else prior.median_7d
+    features["prior_median_30d"] = (
+        float(amount) if prior.median_30d is None else prior.median_30d
+    )
+    known_merchant = prior.known_merchant
+    features["distinct_merchants_30d"] = float(
+        prior.distinct_merchants_30d + (not known_merchant)
+    )
+    previous = prior.previous_time
     features["hours_since_previous"] = (
-        (now - previous) / HOUR if previous is not None else 30 * DAY / HOUR
+        (now - previous) / HOUR if previous is not None else _NO_PREVIOUS_HOURS
     )
     features["new_merchant"] = 0.0 if known_merchant else 1.0
     if user.baseline_count >= config.baseline_min_purchases:
@@ -57,13 +71,13 @@ def purchase_features(
     else:
         features["amount_z"] = 0.0
         features["amount_to_typical"] = 1.0
-    moment = to_datetime(now)
-    features["night"] = 1.0 if moment.hour <= _LAST_NIGHT_HOUR else 0.0
-    features["weekend"] = 1.0 if moment.weekday() >= 5 else 0.0
-    features["hour"] = float(moment.hour)
+    hour, day = (now // HOUR) % 24, now // DAY
+    features["night"] = 1.0 if hour <= _LAST_NIGHT_HOUR else 0.0
+    features["weekend"] = 1.0 if (day + _EPOCH_WEEKDAY) % 7 >= 5 else 0.0
+    features["hour"] = float(hour)
     *windows, (count, frauds) = merchants.risk(tx.merchant_id, now)
-    for name, (count_in, frauds_in) in zip(MERCHANT_SPANS, windows, strict=True):
-        features[f"merchant_count_{name}"] = float(count_in)
-        features[f"merchant_risk_{name}"] = frauds_in / count_in if count_in else 0.0
+    for (count_key, risk_key), (count_in, frauds_in) in zip(_MERCHANT_KEYS, windows, strict=True):
+        features[count_key] = float(count_in)
+        features[risk_key] = frauds_in / count_in if count_in else 0.0
     features["merchant_risk_latest"] = frauds / count if count else 0.0
     return features

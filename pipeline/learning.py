@@ -24,6 +24,8 @@ from array import array
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator, Mapping
+from math import log, log1p
+from operator import mul
 
 from river import linear_model, optim, preprocessing
 
@@ -37,6 +39,8 @@ _AMOUNT_KNOTS = tuple(math.log(10.0 ** (power / 4)) for power in range(8, 25))
 #: octave from x1.41 to x8: how far above its usual a purchase is matters by steps a linear
 #: model cannot draw (handbook week, pure core: AP 0.687 -> 0.705).
 _RATIO_KNOTS = tuple(index * math.log(2.0) / 2 for index in range(1, 7))
+#: Beyond this logit river's sigmoid is 0 or 1.
+_LOGIT_LIMIT = 30.0
 
 INPUTS = (
     "log_amount", "log_to_mean_1d", "log_to_mean_7d", "log_to_mean_30d",
@@ -50,43 +54,43 @@ INPUTS = (
 )
 
 
-def _prior_mean(features: Mapping[str, float], window: str) -> float:
-    """Mean amount of the window's purchases before this one (this one if there are none)."""
-    count = features[f"count_{window}"] - 1.0
-    if count < 1.0:
-        return features["amount_minor"]
-    return (features[f"sum_{window}"] - features["amount_minor"]) / count
-
-
 def model_inputs(features: Mapping[str, float], deviation: float, velocity: float,
                  anomaly: float) -> array:
     """The classifier's inputs, in the order of :data:`INPUTS`, as a compact array."""
     amount = features["amount_minor"]
-    log_amount = math.log1p(amount)
-    to_median = log_amount - math.log1p(features["prior_median_30d"])
-    values = [
+    log_amount = log1p(amount)
+    to_median = log_amount - log1p(features["prior_median_30d"])
+    log_count_24h, log_count_7d = log(features["count_24h"]), log(features["count_7d"])
+    log_count_30d = log(features["count_30d"])
+    values = array("f", (
         log_amount,
-        log_amount - math.log1p(_prior_mean(features, "24h")),
-        log_amount - math.log1p(_prior_mean(features, "7d")),
-        log_amount - math.log1p(_prior_mean(features, "30d")),
-        log_amount - math.log1p(features["prior_median_7d"]),
+        # Against the mean of the window's purchases before this one (this one if none).
+        log_amount - log1p(_prior_mean(amount, features["sum_24h"], features["count_24h"])),
+        log_amount - log1p(_prior_mean(amount, features["sum_7d"], features["count_7d"])),
+        log_amount - log1p(_prior_mean(amount, features["sum_30d"], features["count_30d"])),
+        log_amount - log1p(features["prior_median_7d"]),
         to_median,
-        *_hinges(to_median, _RATIO_KNOTS),
+    ))
+    values.extend(_hinges(to_median, _RATIO_KNOTS))
+    values.extend((
         max(-10.0, min(10.0, features["amount_z"])),
-        math.log(features["count_1h"]),
-        math.log(features["count_24h"]),
-        math.log(features["count_7d"]),
-        math.log(features["count_30d"]),
-        math.log1p(features["hours_since_previous"]),
+        log(features["count_1h"]), log_count_24h, log_count_7d, log_count_30d,
+        log1p(features["hours_since_previous"]),
         features["new_merchant"], features["night"], features["weekend"],
         deviation, velocity, anomaly,
         features["merchant_risk_1d"], features["merchant_risk_7d"], features["merchant_risk_30d"],
         features["merchant_risk_latest"],
-        math.log1p(features["merchant_count_1d"]), math.log1p(features["merchant_count_7d"]),
-        math.log1p(features["merchant_count_30d"]),
-        *_hinges(log_amount, _AMOUNT_KNOTS),
-    ]
-    return array("f", values)
+        log1p(features["merchant_count_1d"]), log1p(features["merchant_count_7d"]),
+        log1p(features["merchant_count_30d"]),
+    ))
+    values.extend(_hinges(log_amount, _AMOUNT_KNOTS))
+    return values
+
+
+def _prior_mean(amount: float, total: float, count: float) -> float:
+    """Mean amount of a window's purchases before this one, from its sum and count including
+    this one (this one's amount if there are none)."""
+    return (total - amount) / (count - 1.0) if count >= 2.0 else amount
 
 
 def _hinges(value: float, knots: tuple[float, ...]) -> list[float]:
@@ -98,7 +102,14 @@ def _hinges(value: float, knots: tuple[float, ...]) -> list[float]:
 
 class FraudClassifier:
     """``score_one(inputs) -> P(fraud)``; ``learn_one(inputs, fraud)``. Cold until it has seen
-    ``min_frauds`` frauds: until then it scores 0 and the rules alone decide."""
+    ``min_frauds`` frauds: until then it scores 0 and the rules alone decide.
+
+    river learns the model (a standard scaler, then a logistic regression). Scoring, once per
+    purchase against one learning step per ten, folds the scaler into the weights between two
+    learning steps -- ``w * (x - mean) / std`` is ``(w / std) * x - w * mean / std`` -- and
+    takes one C-level dot product, instead of river's two dictionary passes: the same
+    probability to rounding (a unit test holds it to river's), at a fifth of the cost.
+    """
 
     def __init__(self, learning_rate: float = 0.02, l2: float = 1e-5, min_frauds: int = 30):
         self.model = preprocessing.StandardScaler() | linear_model.LogisticRegression(
@@ -106,6 +117,7 @@ class FraudClassifier:
         self.min_frauds = min_frauds
         self.frauds_seen = 0
         self.learned = 0
+        self._folded: tuple[array, float] | None = None
 
     @property
     def warm(self) -> bool:
@@ -114,12 +126,43 @@ class FraudClassifier:
     def score_one(self, inputs: array) -> float:
         if not self.warm:
             return 0.0
-        return self.model.predict_proba_one(dict(zip(INPUTS, inputs, strict=True)))[True]
+        folded = self._folded
+        if folded is None:
+            folded = self._folded = self._fold()
+        weights, intercept = folded
+        logit = intercept + sum(map(mul, weights, inputs))
+        # river's sigmoid saturates the same way.
+        if logit < -_LOGIT_LIMIT:
+            return 0.0
+        if logit > _LOGIT_LIMIT:
+            return 1.0
+        return 1.0 / (1.0 + math.exp(-logit))
 
     def learn_one(self, inputs: array, fraud: bool) -> None:
         self.model.learn_one(dict(zip(INPUTS, inputs, strict=True)), fraud)
         self.frauds_seen += fraud
         self.learned += 1
+        self._folded = None
+
+    def _fold(self) -> tuple[array, float]:
+        scaler, regression = self.model["StandardScaler"], self.model["LogisticRegression"]
+        weights = regression.weights
+        folded = array("d")
+        intercept = regression.intercept
+        for name in INPUTS:
+            variance = scaler.vars.get(name, 0.0)
+            # river's scaler maps a feature with no variance (yet) to 0.
+            weight = weights.get(name, 0.0) / math.sqrt(variance) if variance else 0.0
+            folded.append(weight)
+            intercept -= weight * scaler.means.get(name, 0.0)
+        return folded, intercept
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_folded": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._folded = None
 
 
 class PendingLabels:

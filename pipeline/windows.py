@@ -13,10 +13,11 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pipeline.timeutil import DAY, HOUR
 
-__all__ = ["WINDOW_SPANS", "PurchaseWindows", "WindowStats"]
+__all__ = ["WINDOW_SPANS", "PriorPurchases", "PurchaseWindows", "WindowStats"]
 
 #: The windows every user keeps, by name. The longest one bounds what is retained.
 WINDOW_SPANS: dict[str, int] = {"1h": HOUR, "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
@@ -38,6 +39,24 @@ class WindowStats:
 
 
 _EMPTY = WindowStats(0, 0, 0, 0)
+_NOTHING = (0, 0, 0)
+#: The windows in increasing order of span (:meth:`PurchaseWindows.before_purchase` relies on
+#: the longest coming last), and those whose median is kept.
+_SPANS = tuple(sorted(WINDOW_SPANS.values()))
+_MEDIAN_SPANS = (WINDOW_SPANS["7d"], WINDOW_SPANS["30d"])
+
+
+class PriorPurchases(NamedTuple):
+    """What a purchase's features need of the purchases before it (see
+    :meth:`PurchaseWindows.before_purchase`)."""
+
+    #: (count, total, max) per window of :data:`WINDOW_SPANS`, in order of span.
+    windows: list[tuple[int, int, int]]
+    median_7d: float | None
+    median_30d: float | None
+    distinct_merchants_30d: int
+    known_merchant: bool
+    previous_time: int | None
 
 
 class PurchaseWindows:
@@ -103,6 +122,49 @@ class PurchaseWindows:
             total_minor=sum(amounts),
             max_minor=max(amounts),
             distinct_merchants=len(set(self.merchants[start:end])) if distinct else 0,
+        )
+
+    def before_purchase(self, now: int, merchant_id: str) -> PriorPurchases:
+        """Everything a purchase at ``now`` needs to know of the purchases before it, in one
+        pass: per window of :data:`WINDOW_SPANS` its (count, total, max) in ``(now - span,
+        now]``, the 7- and 30-day medians, the distinct merchants of the 30-day window, whether
+        ``merchant_id`` is among them (strictly before ``now``) and the latest purchase time.
+
+        Equal to what :meth:`stats`, :meth:`median_amount`, :meth:`has_merchant` and
+        :meth:`previous_time` answer one by one, at a fraction of the cost (a unit test holds
+        them together).
+        """
+        times, amounts = self.times, self.amounts
+        end = bisect_right(times, now)
+        windows = []
+        medians: list[float | None] = []
+        start = end
+        for span in _SPANS:
+            start = bisect_right(times, now - span, 0, end)
+            if start == end:
+                windows.append(_NOTHING)
+                if span in _MEDIAN_SPANS:
+                    medians.append(None)
+                continue
+            held = amounts[start:end]
+            windows.append((end - start, sum(held), max(held)))
+            if span in _MEDIAN_SPANS:
+                ordered = sorted(held)
+                middle = len(ordered) // 2
+                medians.append(float(ordered[middle]) if len(ordered) % 2
+                               else (ordered[middle - 1] + ordered[middle]) / 2)
+        # ``start`` is now the longest window's start.
+        merchants = self.merchants
+        strictly_before = end
+        while strictly_before > start and times[strictly_before - 1] == now:
+            strictly_before -= 1
+        return PriorPurchases(
+            windows=windows,
+            median_7d=medians[0],
+            median_30d=medians[1],
+            distinct_merchants_30d=len(set(merchants[start:end])) if start < end else 0,
+            known_merchant=merchant_id in merchants[start:strictly_before],
+            previous_time=times[end - 1] if end else None,
         )
 
     def median_amount(self, now: int, span: int) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import statistics
 
 import pytest
 
@@ -62,3 +63,37 @@ def test_pickle_round_trip_keeps_everything() -> None:
     copy = pickle.loads(pickle.dumps(windows))
     assert copy.stats(10 * MINUTE, HOUR) == windows.stats(10 * MINUTE, HOUR)
     assert copy.has_merchant("m1", 10 * MINUTE)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_before_purchase_equals_its_definitions(seed: int) -> None:
+    """The one-pass summary a purchase's features use, against each definition recomputed from
+    the purchases: same-time purchases, out-of-order inserts and queries between purchases."""
+    rng = random.Random(seed)
+    windows = PurchaseWindows()
+    purchases: list[tuple[int, int, str]] = []
+    now = 0
+    spans = sorted(WINDOW_SPANS.values())
+    for _ in range(800):
+        now += rng.choice([0, MINUTE, HOUR, 6 * HOUR, DAY, 3 * DAY])
+        merchant = f"m{rng.randrange(12)}"
+        # The query comes before the purchase is added, as in the engine.
+        prior = windows.before_purchase(now, merchant)
+        held = [(t, a, m) for t, a, m in purchases if now - 30 * DAY < t <= now]
+        assert prior.windows == [
+            (len(inside), sum(a for _, a, _ in inside), max(a for _, a, _ in inside))
+            if (inside := [p for p in purchases if now - span < p[0] <= now]) else (0, 0, 0)
+            for span in spans
+        ]
+        for median, span in ((prior.median_7d, 7 * DAY), (prior.median_30d, 30 * DAY)):
+            amounts = [a for t, a, _ in purchases if now - span < t <= now]
+            assert median == (statistics.median(amounts) if amounts else None)
+        assert prior.distinct_merchants_30d == len({m for _, _, m in held})
+        assert prior.known_merchant == any(m == merchant and t < now for t, _, m in held)
+        before = [t for t, _, _ in purchases if t <= now]
+        assert prior.previous_time == (max(before) if before else None)
+        when = now - rng.randrange(HOUR) if rng.random() < 0.2 else now
+        purchase = (when, rng.randint(1, 100_000), merchant)
+        windows.add(*purchase)
+        purchases.append(purchase)
+        windows.evict(now - HOUR)
