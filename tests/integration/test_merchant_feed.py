@@ -1,5 +1,5 @@
-"""The merchant feed against the real broker: it reads every partition, and a re-read after
-the replica has forgotten rebuilds the same book."""
+"""The merchant feed against the real broker: it reads every partition, a re-read after the
+replica has forgotten rebuilds the same book, and a rebalance that needs a re-read gets one."""
 
 from __future__ import annotations
 
@@ -8,12 +8,18 @@ import time
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
+from agents.kafka import client_config
 from agents.merchant_feed import MerchantFeed
 from agents.replay import replay_files
 from agents.settings import Settings
+from agents.topics import INPUT_TOPICS
+from agents.worker import PipelineWorker, WorkerStats
 from pipeline.demo import DemoHistory
 from pipeline.timeutil import DAY, parse_time
+from tests.integration.conftest import by_id, expected_run, read_outputs
 
 pytestmark = pytest.mark.integration
 
@@ -60,3 +66,52 @@ def test_the_feed_reads_every_partition_and_a_re_read_rebuilds_the_same_book(
             await feed.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_rebalance_onto_partitions_from_before_what_the_replica_forgot_reads_it_again(
+    settings: Settings, small_history: DemoHistory, history_file: Path
+) -> None:
+    """A worker runs half the partitions to their end, so its replica forgets the early
+    months; then the member holding the other half leaves without ever committing. The worker
+    takes those partitions over from their beginning, which its replica no longer holds: it
+    must read everything again, and its outputs must be those of one engine per partition."""
+    replay_files(settings, [history_file], progress=False)
+    expected, _ = expected_run(small_history, settings)
+
+    async def scenario() -> WorkerStats:
+        squatter = AIOKafkaConsumer(
+            **client_config(settings), group_id=settings.group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", session_timeout_ms=settings.session_timeout_ms,
+            partition_assignment_strategy=(RangePartitionAssignor,),
+        )
+        await squatter.start()
+        squatter.subscribe([settings.topic(name) for name in INPUT_TOPICS])
+        stop_squatting = asyncio.Event()
+
+        async def squat() -> None:  # fetch and throw away, never commit
+            while not stop_squatting.is_set():
+                await squatter.getmany(timeout_ms=100)
+
+        squatting = asyncio.create_task(squat())
+        deadline = time.monotonic() + 60
+        while not squatter.assignment():
+            assert time.monotonic() < deadline, "the squatter never got partitions"
+            await asyncio.sleep(0.1)
+
+        worker = PipelineWorker(settings, stop_after_idle_s=4.0)
+        running = asyncio.create_task(worker.run())
+        # Until the worker holds half the partitions and its replica has forgotten something.
+        while not (worker.tasks and len(worker.tasks) < settings.partitions
+                   and worker.replica is not None
+                   and worker.replica.evicted_through is not None):
+            assert time.monotonic() < deadline + 60, "the replica never forgot anything"
+            assert not running.done(), "the worker stopped early"
+            await asyncio.sleep(0.1)
+        stop_squatting.set()
+        await squatting
+        await squatter.stop()  # leaves the group: the worker takes every partition
+        return await running
+
+    stats = asyncio.run(scenario())
+    assert stats.merchant_replica["restarts"] >= 1, stats.merchant_replica
+    assert by_id(read_outputs(settings)) == by_id(expected)
