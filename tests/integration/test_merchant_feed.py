@@ -7,6 +7,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -18,8 +19,13 @@ from agents.settings import Settings
 from agents.topics import INPUT_TOPICS
 from agents.worker import PipelineWorker, WorkerStats
 from pipeline.demo import DemoHistory
-from pipeline.timeutil import DAY, parse_time
-from tests.integration.conftest import by_id, expected_run, read_outputs
+from pipeline.timeutil import DAY, HOUR, MINUTE, format_time, parse_time
+from tests.integration.conftest import (
+    by_id,
+    expected_run,
+    partition_of,
+    read_outputs,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -115,3 +121,40 @@ def test_a_rebalance_onto_partitions_from_before_what_the_replica_forgot_reads_i
     stats = asyncio.run(scenario())
     assert stats.merchant_replica["restarts"] >= 1, stats.merchant_replica
     assert by_id(read_outputs(settings)) == by_id(expected)
+
+
+def test_a_partition_that_runs_out_of_input_does_not_hold_the_others_back(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The replica reads at most a day ahead of the tasks with records waiting. One user's
+    partition ends within the first hour while another's runs for three weeks (past the label
+    delay, so the merchant windows need those purchases read): the finished task must not pin
+    the replica to its last clock, or the other waits forever for an input paused on the
+    finished one's account. That hang was seen once in CI; this reproduces it every time."""
+    early, late = (next(f"user-{index}" for index in range(1000)
+                        if partition_of(f"user-{index}", settings.partitions) == wanted)
+                   for wanted in (0, 1))
+    start = parse_time("2018-04-01T00:00:00Z")
+    records = [
+        {"type": "transaction", "event_id": f"{user}-{step}", "user_id": user,
+         "merchant_id": "shop", "amount_minor": 1_000 + step, "currency": "CNY",
+         "event_time": format_time(start + step * every)}
+        for user, steps, every in ((early, 5, 10 * MINUTE), (late, 90, 6 * HOUR))
+        for step in range(steps)
+    ]
+    path = tmp_path / "two-users.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in records))
+    replay_files(settings, [path], progress=False)
+    # Small polls, so the replica pauses the busy partition with records still unread.
+    worker = PipelineWorker(settings.model_copy(update={"max_batch": 10}), stop_after_idle_s=3.0)
+
+    async def run_or_hang() -> WorkerStats:
+        try:
+            return await asyncio.wait_for(worker.run(), timeout=60)
+        except TimeoutError:
+            replica = worker.feed.describe() if worker.feed else None
+            raise AssertionError(f"hung after {worker.stats.applied} of {len(records)} "
+                                 f"records; the replica: {replica}") from None
+
+    stats = asyncio.run(run_or_hang())
+    assert stats.applied == len(records), stats.as_dict()
