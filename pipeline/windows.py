@@ -129,10 +129,15 @@ class PurchaseWindows:
         pass: per window of :data:`WINDOW_SPANS` its (count, total, max) in ``(now - span,
         now]``, the 7- and 30-day medians, the distinct merchants of the 30-day window, whether
         ``merchant_id`` is among them (strictly before ``now``) and the latest purchase time.
+        The medians are references a burst of unusual amounts cannot move until it is half the
+        window.
 
-        Equal to what :meth:`stats`, :meth:`median_amount`, :meth:`has_merchant` and
-        :meth:`previous_time` answer one by one, at a fraction of the cost (a unit test holds
-        them together).
+        >>> w = PurchaseWindows()
+        >>> for minute, amount in enumerate([100, 120, 5_000, 110]):
+        ...     w.add(minute * 60 * 10**6, amount, "m")
+        >>> prior = w.before_purchase(10 * 60 * 10**6, "m")
+        >>> prior.windows[0], prior.median_7d, prior.known_merchant, prior.previous_time
+        ((4, 5330, 5000), 115.0, True, 180000000)
         """
         times, amounts = self.times, self.amounts
         end = bisect_right(times, now)
@@ -167,37 +172,6 @@ class PurchaseWindows:
             previous_time=times[end - 1] if end else None,
         )
 
-    def median_amount(self, now: int, span: int) -> float | None:
-        """The median amount of purchases in ``(now - span, now]`` (None: there are none): a
-        reference a burst of unusual amounts cannot move until it is half the window.
-
-        >>> w = PurchaseWindows()
-        >>> for minute, amount in enumerate([100, 120, 5_000, 110]):
-        ...     w.add(minute * 60 * 10**6, amount, "m")
-        >>> w.median_amount(10 * 60 * 10**6, HOUR), w.median_amount(2 * 60 * 10**6, HOUR)
-        (115.0, 120.0)
-        """
-        times = self.times
-        end = bisect_right(times, now)
-        start = bisect_right(times, now - span, 0, end)
-        if start == end:
-            return None
-        amounts = sorted(self.amounts[start:end])
-        middle = len(amounts) // 2
-        if len(amounts) % 2:
-            return float(amounts[middle])
-        return (amounts[middle - 1] + amounts[middle]) / 2
-
-    def all_stats(self, now: int) -> dict[str, WindowStats]:
-        return {name: self.stats(now, span) for name, span in WINDOW_SPANS.items()}
-
-    def has_merchant(self, merchant_id: str, now: int, span: int = _LONGEST_SPAN) -> bool:
-        """Whether the user bought from ``merchant_id`` in ``(now - span, now)``, excluding now."""
-        times = self.times
-        end = bisect_right(times, now - 1)
-        start = bisect_right(times, now - span, 0, end)
-        return merchant_id in self.merchants[start:end]
-
     def find(self, id_hash: int) -> tuple[int, str] | None:
         """Time and merchant of the held purchase with this id hash."""
         try:
@@ -205,11 +179,6 @@ class PurchaseWindows:
         except ValueError:
             return None
         return self.times[at], self.merchants[at]
-
-    def previous_time(self, before: int) -> int | None:
-        """Time of the latest purchase strictly before ``before``."""
-        at = bisect_right(self.times, before - 1)
-        return self.times[at - 1] if at else None
 
     def __getstate__(self) -> tuple[bytes, bytes, bytes, list[str]]:
         return (self.times.tobytes(), self.amounts.tobytes(), self.id_hashes.tobytes(),

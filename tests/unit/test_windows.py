@@ -62,7 +62,7 @@ def test_pickle_round_trip_keeps_everything() -> None:
         windows.add(index * MINUTE, index + 1, f"m{index % 3}")
     copy = pickle.loads(pickle.dumps(windows))
     assert copy.stats(10 * MINUTE, HOUR) == windows.stats(10 * MINUTE, HOUR)
-    assert copy.has_merchant("m1", 10 * MINUTE)
+    assert copy.before_purchase(10 * MINUTE, "m1") == windows.before_purchase(10 * MINUTE, "m1")
 
 
 @pytest.mark.parametrize("seed", range(3))
