@@ -18,9 +18,7 @@ from pipeline.engine import RiskEngine
 
 __all__ = ["PartitionSnapshot", "SnapshotStore"]
 
-#: Raised whenever what an engine holds changes shape (2: the classifier's inputs gained the
-#: merchant's compromise age): an older snapshot is refused with a clear error, not misread.
-_FORMAT_VERSION = 2
+_FORMAT_VERSION = 1
 
 
 @dataclass

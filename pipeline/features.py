@@ -25,8 +25,6 @@ _WINDOW_KEYS = tuple(
 _MERCHANT_KEYS = tuple((f"merchant_count_{name}", f"merchant_risk_{name}")
                        for name in MERCHANT_SPANS)
 _NO_PREVIOUS_HOURS = 30 * DAY / HOUR
-#: ``merchant_fraud_age_days`` of a merchant with no known fraud in its windows.
-_NO_FRAUD_AGE = -1.0
 _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday is 0, as in datetime.weekday())
 
 
@@ -82,9 +80,4 @@ def purchase_features(
         features[count_key] = float(count_in)
         features[risk_key] = frauds_in / count_in if count_in else 0.0
     features["merchant_risk_latest"] = frauds / count if count else 0.0
-    # A compromise is fixed at some point: how long ago its first known fraud was made.
-    first_fraud = merchants.first_known_fraud(tx.merchant_id, now)
-    features["merchant_fraud_age_days"] = (
-        (now - first_fraud) / DAY if first_fraud is not None else _NO_FRAUD_AGE
-    )
     return features

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator, Mapping
 from math import log, log1p
@@ -39,11 +39,6 @@ _AMOUNT_KNOTS = tuple(math.log(10.0 ** (power / 4)) for power in range(8, 25))
 #: octave from x1.41 to x8: how far above its usual a purchase is matters by steps a linear
 #: model cannot draw (handbook week, pure core: AP 0.687 -> 0.705).
 _RATIO_KNOTS = tuple(index * math.log(2.0) / 2 for index in range(1, 7))
-#: Steps of a merchant's compromise age (days since its earliest known fraud), every two days
-#: over the 37 days a fraud stays in view: a compromise ends when it is found and fixed, and
-#: the classifier learns after how long that tends to be -- a drop a spline would smooth away.
-_AGE_STEPS = tuple(float(day) for day in range(2, 37, 2))
-_NO_AGE = (0.0, 0.0, *(0.0 for _ in _AGE_STEPS))
 #: Beyond this logit river's sigmoid is 0 or 1.
 _LOGIT_LIMIT = 30.0
 
@@ -56,8 +51,6 @@ INPUTS = (
     "merchant_risk_1d", "merchant_risk_7d", "merchant_risk_30d", "merchant_risk_latest",
     "log_merchant_count_1d", "log_merchant_count_7d", "log_merchant_count_30d",
     *(f"amount_over_{index}" for index in range(len(_AMOUNT_KNOTS))),
-    "merchant_fraud_known", "merchant_fraud_age",
-    *(f"merchant_fraud_age_{int(day)}d" for day in _AGE_STEPS),
 )
 
 
@@ -91,13 +84,6 @@ def model_inputs(features: Mapping[str, float], deviation: float, velocity: floa
         log1p(features["merchant_count_30d"]),
     ))
     values.extend(_hinges(log_amount, _AMOUNT_KNOTS))
-    age = features["merchant_fraud_age_days"]
-    if age >= 0.0:
-        values.append(1.0)
-        values.append(age)
-        values.extend(_steps(age, _AGE_STEPS))
-    else:
-        values.extend(_NO_AGE)
     return values
 
 
@@ -105,12 +91,6 @@ def _prior_mean(amount: float, total: float, count: float) -> float:
     """Mean amount of a window's purchases before this one, from its sum and count including
     this one (this one's amount if there are none)."""
     return (total - amount) / (count - 1.0) if count >= 2.0 else amount
-
-
-def _steps(value: float, thresholds: tuple[float, ...]) -> list[float]:
-    """Indicators ``value >= threshold`` for sorted ``thresholds``."""
-    reached = bisect_right(thresholds, value)
-    return [1.0] * reached + [0.0] * (len(thresholds) - reached)
 
 
 def _hinges(value: float, knots: tuple[float, ...]) -> list[float]:

@@ -123,30 +123,6 @@ class MerchantActivity:
             found.append((end - start, count))
         return found
 
-    def first_known_fraud(self, now: int, delay: int, span: int) -> int | None:
-        """The time of the earliest purchase in ``(now - delay - span, now - delay]`` known at
-        ``now`` to be a fraud (None: none is): how long a compromise has been going on.
-
-        >>> m = MerchantActivity()
-        >>> m.add(0, 11); m.add(DAY, 12); m.add(2 * DAY, 13)
-        >>> m.mark_fraud(DAY, 12, known_at=8 * DAY); m.mark_fraud(0, 11, known_at=9 * DAY)
-        True
-        True
-        >>> [m.first_known_fraud(now, 7 * DAY, 30 * DAY) for now in (8 * DAY - 1, 8 * DAY, 9 * DAY)]
-        [None, 86400000000, 0]
-        """
-        times, frauds = self.times, self.frauds
-        end = bisect_right(times, now - delay)
-        start = bisect_right(times, now - delay - span, 0, end)
-        if self.known_at and self.last_known > now:  # some marks are from labels after now
-            known_at, id_hashes = self.known_at, self.id_hashes
-            for at in range(start, end):
-                if frauds[at] and known_at[id_hashes[at]][1] <= now:
-                    return times[at]
-            return None
-        at = frauds.find(1, start, end)
-        return None if at < 0 else times[at]
-
     def evict(self, before: int) -> None:
         """Forget purchases at or before ``before``."""
         cut = bisect_right(self.times, before)
@@ -186,7 +162,6 @@ class MerchantBook:
     __slots__ = ("delay", "merchants")
 
     _SPANS = tuple(MERCHANT_SPANS.values())
-    _LONGEST = max(_SPANS)
     #: The answer for a merchant with no purchases held.
     _EMPTY = [(0, 0)] * (len(MERCHANT_SPANS) + 1)
 
@@ -220,14 +195,6 @@ class MerchantBook:
         if merchant is None:
             return list(self._EMPTY)
         return merchant.risk(now, self.delay, self._SPANS, MERCHANT_LATEST)
-
-    def first_known_fraud(self, merchant_id: str, now: int) -> int | None:
-        """When the earliest purchase of ``merchant_id``'s longest window that is known at
-        ``now`` to be a fraud was made (None: there is none)."""
-        merchant = self.merchants.get(merchant_id)
-        if merchant is None:
-            return None
-        return merchant.first_known_fraud(now, self.delay, self._LONGEST)
 
     def evict(self, merchant_id: str, before: int) -> None:
         """Forget ``merchant_id``'s purchases at or before ``before``."""

@@ -20,8 +20,7 @@ from pipeline.timeutil import DAY, HOUR, parse_time
 PARTITIONS = 4
 T0 = parse_time("2026-01-01T00:00:00Z")
 MERCHANT_FEATURES = [f"merchant_{kind}_{name}" for name in MERCHANT_SPANS
-                     for kind in ("count", "risk")] + ["merchant_risk_latest",
-                                                      "merchant_fraud_age_days"]
+                     for kind in ("count", "risk")] + ["merchant_risk_latest"]
 
 
 def partition_of(event: Event) -> int:
