@@ -1,15 +1,19 @@
 """Feeds a worker's :class:`~pipeline.replica.MerchantReplica` from every partition of the
 transactions and labels topics, read by a consumer of its own outside the group.
 
-It starts from the beginning of each partition (the topics' retention must cover the longest
-merchant window plus the label delay: 37 days), reads ahead of the worker's tasks with records
-waiting by at most :data:`READ_AHEAD` of event time, and forgets what no task will look at
-again. Invalid records are skipped here: the task of their partition dead-letters them.
+It starts where the replica's snapshot in the worker's state directory left off
+(:meth:`MerchantFeed.save`), or else from the beginning of each partition (the topics'
+retention must cover the longest merchant window plus the label delay: 37 days). It reads ahead
+of the worker's tasks with records waiting by at most :data:`READ_AHEAD` of event time, and
+forgets what no task will look at again. Invalid records are skipped here: the task of their
+partition dead-letters them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import pickle
 from collections import Counter
 from typing import Any
 
@@ -17,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.kafka import caught_up, client_config
 from agents.settings import Settings
+from agents.snapshots import ReplicaSnapshot, SnapshotStore
 from pipeline.events import decode_event
 from pipeline.exceptions import InvalidEvent
 from pipeline.replica import FRAUD_LABELS, PURCHASES, MerchantReplica
@@ -34,8 +39,10 @@ READ_AHEAD = DAY
 class MerchantFeed:
     """Run :meth:`start`, then :meth:`poll` once per worker iteration; :meth:`stop` at the end."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: SnapshotStore | None = None) -> None:
         self.settings = settings
+        #: Where the replica is saved and resumed from (None: always read from the beginning).
+        self.store = store
         self.config = settings.risk_config()
         self.replica: MerchantReplica | None = None
         self.refused: Counter[str] = Counter()
@@ -43,6 +50,9 @@ class MerchantFeed:
         #: Times an input was paused for being too far ahead of the tasks, and full re-reads.
         self.pauses = 0
         self.restarts = 0
+        #: Whether the replica resumed from a snapshot, and the snapshots saved since.
+        self.resumed = False
+        self.saves = 0
         #: topic -> (the replica's name for the input, the event type of its records)
         self._sources = {
             settings.topic("transactions"): (PURCHASES, "transaction"),
@@ -71,11 +81,56 @@ class MerchantFeed:
             partitions = max(partitions, len(numbers))
             assigned.extend(TopicPartition(topic, number) for number in sorted(numbers))
         consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
-        self.replica = MerchantReplica(self.config, partitions)
-        log.info("merchant replica: reading %d partitions of %s", len(assigned),
-                 ", ".join(self._sources))
+        snapshot = await asyncio.to_thread(self._load, partitions)
+        if snapshot is None:
+            await consumer.seek_to_beginning(*assigned)
+            self.replica = MerchantReplica(self.config, partitions)
+        else:
+            self.replica = snapshot.replica
+            self.replica.silent.clear()  # read anew: silence is a fact about now
+            for tp in assigned:
+                consumer.seek(tp, snapshot.positions.get((tp.topic, tp.partition), 0))
+            self.resumed = True
+        log.info("merchant replica: reading %d partitions of %s %s", len(assigned),
+                 ", ".join(self._sources),
+                 "from its snapshot" if snapshot is not None else "from their beginning")
         return self.replica
+
+    def _load(self, partitions: int) -> ReplicaSnapshot | None:
+        """The saved replica, if there is one made with this configuration."""
+        if self.store is None:
+            return None
+        try:
+            snapshot = self.store.load_replica()
+        except (ValueError, EOFError, pickle.UnpicklingError, AttributeError) as exc:
+            log.warning("merchant replica: snapshot unreadable, reading from the beginning: %s",
+                        exc)
+            return None
+        if snapshot is None:
+            return None
+        replica = snapshot.replica
+        sources = {topic: source for topic, (source, _) in self._sources.items()}
+        if (replica.config != self.config or replica.partitions != partitions
+                or any(topic not in sources for topic, _ in snapshot.positions)):
+            log.warning("merchant replica: snapshot of other settings or topics, reading from "
+                        "the beginning")
+            return None
+        return snapshot
+
+    async def save(self) -> int:
+        """Save the replica with the offsets it has read up to; returns the size in bytes.
+        Call it where nothing else runs on the replica (the worker's checkpoint)."""
+        assert self.replica is not None and self._consumer is not None
+        if self.store is None:
+            return 0
+        consumer = self._consumer
+        positions = {(tp.topic, tp.partition): await consumer.position(tp)
+                     for tp in consumer.assignment()}
+        size = await asyncio.to_thread(
+            self.store.save_replica, ReplicaSnapshot(self.replica, positions)
+        )
+        self.saves += 1
+        return size
 
     async def stop(self) -> None:
         if self._consumer is not None:
@@ -93,6 +148,8 @@ class MerchantFeed:
             else format_time(replica.evicted_through),
             "pauses": self.pauses,
             "restarts": self.restarts,
+            "resumed": self.resumed,
+            "saves": self.saves,
         }
 
     async def restart(self) -> None:

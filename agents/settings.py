@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     checkpoint_interval_s: float = Field(
         2.0, gt=0, description="Wall seconds between snapshots (and offset commits)."
     )
+    replica_checkpoint_interval_s: float = Field(
+        60.0, gt=0, description="Wall seconds between snapshots of the merchant replica, which "
+        "let a restarted worker read on from where it was instead of re-reading 37 days of "
+        "the topics (the replica is larger than a partition's state, so it is saved less often).",
+    )
     max_task_idle_ms: int = Field(
         1000,
         ge=0,

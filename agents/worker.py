@@ -219,7 +219,7 @@ class PipelineWorker(ConsumerRebalanceListener):
         self._output_topics = {
             name: settings.topic(name) for name in OUTPUT_TOPICS
         }
-        self.feed = MerchantFeed(settings) if settings.merchant_replica else None
+        self.feed = MerchantFeed(settings, self.store) if settings.merchant_replica else None
 
     @property
     def replica(self) -> MerchantReplica | None:
@@ -260,6 +260,9 @@ class PipelineWorker(ConsumerRebalanceListener):
                 await self._loop(consumer)
                 async with self._lock:
                     await self._checkpoint(list(self.tasks))
+                    self._evict_merchants()
+                    if self.feed is not None and self.tasks:
+                        await self.feed.save()
             finally:
                 await consumer.stop()
         finally:
@@ -271,7 +274,7 @@ class PipelineWorker(ConsumerRebalanceListener):
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         settings = self.settings
-        last_checkpoint = last_activity = time.monotonic()
+        last_checkpoint = last_activity = last_replica_save = time.monotonic()
         max_buffered = _BUFFERED_BATCHES * settings.max_batch
         backlog = gated = False
         while not self._stopping.is_set():
@@ -329,6 +332,10 @@ class PipelineWorker(ConsumerRebalanceListener):
                     await self._checkpoint([p for p, t in self.tasks.items() if t.dirty])
                     self._evict_merchants()
                     last_checkpoint = now
+                    if (self.feed is not None and self.tasks and now - last_replica_save
+                            >= settings.replica_checkpoint_interval_s):
+                        await self.feed.save()
+                        last_replica_save = now
                 self.stats.longest_iteration_s = max(
                     self.stats.longest_iteration_s, time.monotonic() - now
                 )

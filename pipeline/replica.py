@@ -61,6 +61,7 @@ class MerchantReplica:
 
     def __init__(self, config: RiskConfig, partitions: int) -> None:
         self.config = config
+        self.partitions = partitions
         self.book = MerchantBook(config.label_delay)
         #: Per (input, partition): the latest event time applied; None before the first.
         self.clocks: dict[tuple[str, int], int | None] = {

@@ -42,6 +42,7 @@ def settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
         partitions=4,
         session_timeout_ms=3000,
         checkpoint_interval_s=0.5,
+        replica_checkpoint_interval_s=1.0,
     )
     ensure_topics(configured)
     return configured
@@ -75,7 +76,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
     env = {key: value for key, value in os.environ.items() if not key.startswith("RISKSTREAM_")}
     for name in ("bootstrap_servers", "topic_prefix", "group_id", "state_dir", "partitions",
-                 "session_timeout_ms", "checkpoint_interval_s"):
+                 "session_timeout_ms", "checkpoint_interval_s", "replica_checkpoint_interval_s"):
         env[f"RISKSTREAM_{name.upper()}"] = str(getattr(settings, name))
     return env
 

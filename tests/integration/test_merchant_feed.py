@@ -25,6 +25,7 @@ from tests.integration.conftest import (
     expected_run,
     partition_of,
     read_outputs,
+    run_worker,
 )
 
 pytestmark = pytest.mark.integration
@@ -158,3 +159,32 @@ def test_a_partition_that_runs_out_of_input_does_not_hold_the_others_back(
 
     stats = asyncio.run(run_or_hang())
     assert stats.applied == len(records), stats.as_dict()
+
+
+def test_a_restarted_worker_resumes_its_replica_from_the_snapshot(
+    settings: Settings, small_history: DemoHistory, tmp_path: Path
+) -> None:
+    """The first half of the history, a worker to its end; then the second half and a new
+    worker. The new one's replica reads on from its snapshot -- only the second half's records
+    -- and the outputs of both runs are those of one engine per partition over everything."""
+    half = len(small_history.events) // 2
+    parts = []
+    for name, records in (("first", small_history.events[:half]),
+                          ("second", small_history.events[half:])):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in records))
+        parts.append((path, sum(r["type"] in ("transaction", "label") for r in records)))
+    expected, _ = expected_run(small_history, settings)
+
+    replay_files(settings, [parts[0][0]], progress=False)
+    first = run_worker(settings)
+    assert first.merchant_replica["applied"] == parts[0][1]
+    assert not first.merchant_replica["resumed"] and first.merchant_replica["saves"] >= 1
+
+    replay_files(settings, [parts[1][0]], progress=False)
+    second = run_worker(settings)
+    assert second.merchant_replica["resumed"], second.merchant_replica
+    assert second.merchant_replica["restarts"] == 0
+    assert second.merchant_replica["applied"] == parts[1][1]
+    assert not second.merchant_replica["refused"]  # nothing read twice
+    assert by_id(read_outputs(settings)) == by_id(expected)
