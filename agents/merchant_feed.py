@@ -109,9 +109,8 @@ class MerchantFeed:
         if snapshot is None:
             return None
         replica = snapshot.replica
-        sources = {topic: source for topic, (source, _) in self._sources.items()}
         if (replica.config != self.config or replica.partitions != partitions
-                or any(topic not in sources for topic, _ in snapshot.positions)):
+                or any(topic not in self._sources for topic, _ in snapshot.positions)):
             log.warning("merchant replica: snapshot of other settings or topics, reading from "
                         "the beginning")
             return None
