@@ -105,7 +105,8 @@ def test_a_rebalance_onto_partitions_from_before_what_the_replica_forgot_reads_i
             assert time.monotonic() < deadline, "the squatter never got partitions"
             await asyncio.sleep(0.1)
 
-        worker = PipelineWorker(settings, stop_after_idle_s=4.0)
+        # Idle long enough to outlast the rebalance when the squatter leaves.
+        worker = PipelineWorker(settings, stop_after_idle_s=8.0)
         running = asyncio.create_task(worker.run())
         # Until the worker holds half the partitions and its replica has forgotten something.
         while not (worker.tasks and len(worker.tasks) < settings.partitions
