@@ -107,8 +107,8 @@ class FraudClassifier:
     river learns the model (a standard scaler, then a logistic regression). Scoring, once per
     purchase against one learning step per ten, folds the scaler into the weights between two
     learning steps -- ``w * (x - mean) / std`` is ``(w / std) * x - w * mean / std`` -- and
-    takes one C-level dot product, instead of river's two dictionary passes: the same
-    probability to rounding (a unit test holds it to river's), at a fifth of the cost.
+    takes one C-level dot product, instead of river's two dictionary passes over the inputs:
+    the same probability to rounding (a unit test holds it to river's).
     """
 
     def __init__(self, learning_rate: float = 0.02, l2: float = 1e-5, min_frauds: int = 30):
