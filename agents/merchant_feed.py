@@ -87,7 +87,6 @@ class MerchantFeed:
             self.replica = MerchantReplica(self.config, partitions)
         else:
             self.replica = snapshot.replica
-            self.replica.silent.clear()  # read anew: silence is a fact about now
             for tp in assigned:
                 consumer.seek(tp, snapshot.positions.get((tp.topic, tp.partition), 0))
             self.resumed = True

@@ -259,10 +259,7 @@ class PipelineWorker(ConsumerRebalanceListener):
             try:
                 await self._loop(consumer)
                 async with self._lock:
-                    await self._checkpoint(list(self.tasks))
-                    self._evict_merchants()
-                    if self.feed is not None and self.tasks:
-                        await self.feed.save()
+                    await self._save_state(list(self.tasks), with_replica=True)
             finally:
                 await consumer.stop()
         finally:
@@ -329,12 +326,12 @@ class PipelineWorker(ConsumerRebalanceListener):
                 if self.stats.applied + self.stats.dead_letters > applied_before:
                     last_activity = self.stats.last_activity = time.monotonic()
                 if now - last_checkpoint >= settings.checkpoint_interval_s:
-                    await self._checkpoint([p for p, t in self.tasks.items() if t.dirty])
-                    self._evict_merchants()
+                    with_replica = (now - last_replica_save
+                                    >= settings.replica_checkpoint_interval_s)
+                    await self._save_state([p for p, t in self.tasks.items() if t.dirty],
+                                           with_replica)
                     last_checkpoint = now
-                    if (self.feed is not None and self.tasks and now - last_replica_save
-                            >= settings.replica_checkpoint_interval_s):
-                        await self.feed.save()
+                    if with_replica:
                         last_replica_save = now
                 self.stats.longest_iteration_s = max(
                     self.stats.longest_iteration_s, time.monotonic() - now
@@ -354,6 +351,14 @@ class PipelineWorker(ConsumerRebalanceListener):
             return None
         ready = replica.ready_until()
         return UNTIMED if ready is None else ready
+
+    async def _save_state(self, partitions: list[int], with_replica: bool) -> None:
+        """Checkpoint ``partitions``, let the replica forget what no task needs any more, and
+        save the replica too if asked (a standby worker, with no tasks, has none to save)."""
+        await self._checkpoint(partitions)
+        self._evict_merchants()
+        if with_replica and self.feed is not None and self.tasks:
+            await self.feed.save()
 
     def _evict_merchants(self) -> None:
         """Let the replica forget purchases older than any task will look at again."""

@@ -89,6 +89,10 @@ class MerchantReplica:
         self._waiting_order.clear()
         self.evicted_through = None
 
+    def __getstate__(self) -> dict:
+        # Which inputs are silent is a fact about the moment, not about what was read.
+        return {**self.__dict__, "silent": set()}
+
     def __len__(self) -> int:
         """Purchases held."""
         return len(self._purchases)
