@@ -5,7 +5,8 @@ In one run, on one embedded broker and the same data:
   2. the riskstream worker end to end (fetch, decode, validate, align, windows, models, policy,
      produce outputs, snapshots) in events/s while busy;
   3. the same worker without its merchant replica, for the replica's cost;
-  4. a Faust agent that does nothing, over the transactions topic, for the ratio.
+  4. two Faust agents over the transactions topic, for the ratios: one that does nothing, and
+     one that updates a table per event.
 plus the state size per active user.
 
     python benchmarks/worker_throughput.py [--users 3000] [--months 4] [--no-faust]
@@ -51,21 +52,25 @@ def state_bytes_per_user(engine: RiskEngine) -> float:
     return len(pickle.dumps(users, protocol=pickle.HIGHEST_PROTOCOL)) / max(len(users), 1)
 
 
-def faust_noop(settings: Settings, expected: int, workdir: Path) -> float | None:
-    out = workdir / "faust-rate.txt"
+def faust_baseline(agent: str, settings: Settings, expected: int,
+                   workdir: Path) -> float | None:
+    """Events/s of the Faust ``agent`` ("noop" or "table") in benchmarks/faust_baseline.py."""
+    out = workdir / f"faust-{agent}-rate.txt"
     env = {
         **os.environ,
         "RISKSTREAM_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "BENCH_TOPIC": settings.topic("transactions"),
         "BENCH_EXPECTED": str(expected),
         "BENCH_OUT": str(out),
-        "BENCH_GROUP": f"bench-noop-{os.getpid()}",
+        "BENCH_AGENT": agent,
+        "BENCH_PARTITIONS": str(settings.partitions),
+        "BENCH_GROUP": f"bench-{agent}-{os.getpid()}",
         "PYTHONPATH": str(ROOT),
     }
     faust = Path(sys.executable).parent / "faust"
     try:
         subprocess.run(
-            [str(faust), "-A", "benchmarks.faust_noop", "worker", "-l", "warn"],
+            [str(faust), "-A", "benchmarks.faust_baseline", "worker", "-l", "warn"],
             cwd=workdir, env=env, timeout=300, check=False,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -80,7 +85,7 @@ def main() -> None:
     )
     parser.add_argument("--users", type=int, default=3000)
     parser.add_argument("--months", type=int, default=4)
-    parser.add_argument("--no-faust", action="store_true", help="skip the Faust baseline")
+    parser.add_argument("--no-faust", action="store_true", help="skip the Faust baselines")
     args = parser.parse_args()
 
     history = generate_demo_history(users=args.users, months=args.months)
@@ -115,12 +120,13 @@ def main() -> None:
         print(f"worker without the merchant replica: {local_stats.busy_rate:,.0f} events/s "
               f"(the replica costs {1 - stats.busy_rate / local_stats.busy_rate:.0%})")
         if not args.no_faust:
-            rate = faust_noop(settings, transactions, workdir)
-            if rate is None:
-                print("faust no-op agent: did not finish")
-            else:
-                print(f"faust no-op agent (transactions topic only): {rate:,.0f} events/s")
-                print(f"ratio worker / faust no-op: {stats.busy_rate / rate:.2f}x")
+            for agent, label in (("noop", "no-op agent"), ("table", "table-updating agent")):
+                rate = faust_baseline(agent, settings, transactions, workdir)
+                if rate is None:
+                    print(f"faust {label}: did not finish")
+                    continue
+                print(f"faust {label} (transactions topic only): {rate:,.0f} events/s; "
+                      f"worker / it: {stats.busy_rate / rate:.2f}x")
 
 
 if __name__ == "__main__":

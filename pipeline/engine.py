@@ -159,7 +159,7 @@ class RiskEngine:
         cfg = self.config
         user = self.user(tx.user_id)
         features = purchase_features(user, tx, cfg, self.merchants)
-        scored = self.scorer.explain_one(features)
+        scored = self.scorer.explain_learn_one(features)  # scored first, then learned
         if self.observer is not None:
             self.observer(tx, features, scored)
         available_before = user.available_minor
@@ -186,7 +186,6 @@ class RiskEngine:
             merchants.add(tx.merchant_id, tx.event_time, tx_hash)
             merchants.evict(tx.merchant_id,
                             self.watermark - cfg.allowed_lateness - merchants.reach)
-        self.scorer.learn_one(features)
         if scored.inputs is not None:
             self.pending_labels.add(tx.event_time, tx_hash, scored.inputs)
         return outputs

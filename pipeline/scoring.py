@@ -46,6 +46,14 @@ class AnomalyScorer:
         self.model = anomaly.HalfSpaceTrees(
             n_trees=n_trees, height=height, window_size=window_size, seed=seed
         )
+        self._nodes: list | None = None  # every node of every tree, for the window pivot
+
+    def __getstate__(self) -> dict:
+        return {"model": self.model}  # the node list is rebuilt from the trees when needed
+
+    def __setstate__(self, state: dict) -> None:
+        self.model = state["model"]
+        self._nodes = None
 
     @staticmethod
     def transform(x: Features) -> dict[str, float]:
@@ -62,6 +70,51 @@ class AnomalyScorer:
 
     def learn_one(self, x: Features) -> None:
         self.model.learn_one(self.transform(x))
+
+    def score_learn_one(self, x: Features) -> float:
+        """``score_one(x)`` then ``learn_one(x)``, with the same result, in one walk down each
+        tree instead of two: scoring reads the reference window's masses (``r_mass``),
+        learning counts into the latest window's (``l_mass``), and both follow ``x``'s path.
+        """
+        model = self.model
+        z = self.transform(x)
+        if not model.trees:
+            model.learn_one(z)  # builds the trees; the first window scores 0
+            return 0.0
+        scoring = not model._first_window
+        size_limit = 0.1 * model.window_size
+        height = model.height
+        total = 0.0
+        for node in model.trees:
+            depth_pow = 1
+            live = scoring
+            for _ in range(height):
+                node.l_mass += 1
+                if live:
+                    r = node.r_mass
+                    total += r * depth_pow
+                    live = r >= size_limit
+                    depth_pow <<= 1
+                left, right = node.children
+                node = left if z[node.feature] < node.threshold else right
+            node.l_mass += 1
+            if live:
+                total += node.r_mass * depth_pow
+        model.counter += 1
+        if model.counter == model.window_size:
+            self._pivot()
+        return 1.0 - total / model._max_score if scoring else 0.0
+
+    def _pivot(self) -> None:
+        """The latest window becomes the reference, as river's ``learn_one`` does."""
+        model = self.model
+        if self._nodes is None:
+            self._nodes = [node for tree in model.trees for node in tree.iter_dfs()]
+        for node in self._nodes:
+            node.r_mass = node.l_mass
+            node.l_mass = 0
+        model._first_window = False
+        model.counter = 0
 
 
 class Scored:
@@ -93,10 +146,16 @@ class RiskScorer:
         self.classifier = classifier if classifier is not None else FraudClassifier()
 
     def explain_one(self, x: Features) -> Scored:
+        return self._explain(x, self.anomaly.score_one(x))
+
+    def explain_learn_one(self, x: Features) -> Scored:
+        """``explain_one(x)`` then ``learn_one(x)``, the anomaly model walking its trees once."""
+        return self._explain(x, self.anomaly.score_learn_one(x))
+
+    def _explain(self, x: Features, anomaly_score: float) -> Scored:
         cfg = self.config
         deviation = _sigmoid(1.5 * (x["amount_z"] - cfg.deviation_z_midpoint))
         velocity = _sigmoid(x["count_1h"] - cfg.velocity_midpoint_1h)
-        anomaly_score = self.anomaly.score_one(x)
         inputs = model_inputs(x, deviation, velocity, anomaly_score)
         supervised = self.classifier.score_one(inputs)
         keep = (
