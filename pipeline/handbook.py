@@ -14,7 +14,9 @@ night is ``hour <= 6``; weekend is Saturday and Sunday; ``TX_DATETIME`` is read 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,8 +38,10 @@ __all__ = [
     "HANDBOOK_FEATURES",
     "TRAIN_START_DAY",
     "Truth",
+    "delay_ceiling",
     "handbook_metrics",
     "handbook_truth",
+    "hidden_by_delay",
     "score_history",
     "stream_features",
 ]
@@ -154,3 +158,57 @@ def handbook_metrics(purchases: list[ScoredPurchase], train_start_day: int = TRA
                      ) -> dict[str, float]:
     """AUC ROC, Average Precision and Card Precision@100 on the handbook's test set."""
     return ranking_metrics(handbook_test_set(purchases, train_start_day))
+
+
+#: The handbook's compromised-terminal scenario: its frauds look like any other purchase (their
+#: amounts and customers are ordinary), so only the terminal's known frauds can reveal them.
+TERMINAL_SCENARIO = 2
+
+
+def hidden_by_delay(terminals: Sequence[object], times: Sequence[int], scenarios: Sequence[int],
+                    delay: int = 7 * DAY, reach: int = 30 * DAY) -> list[bool]:
+    """For each purchase, whether it is a compromised-terminal fraud that no label can have
+    revealed yet: no such fraud at its terminal lies in ``(t - delay - reach, t - delay]``, the
+    window a terminal's known risk covers. Such a fraud carries no signal at all when it
+    happens.
+
+    >>> hidden_by_delay(["a", "a", "a", "b"], [0, 6 * DAY, 7 * DAY, 9 * DAY], [2, 2, 2, 0])
+    [True, True, False, False]
+    """
+    frauds: dict[object, list[int]] = defaultdict(list)
+    for terminal, time, scenario in sorted(zip(terminals, times, scenarios, strict=True),
+                                          key=lambda row: row[1]):
+        if scenario == TERMINAL_SCENARIO:
+            frauds[terminal].append(time)
+    hidden = []
+    for terminal, time, scenario in zip(terminals, times, scenarios, strict=True):
+        if scenario != TERMINAL_SCENARIO:
+            hidden.append(False)
+            continue
+        known = frauds[terminal]
+        end = bisect_right(known, time - delay)
+        hidden.append(end == 0 or known[end - 1] <= time - delay - reach)
+    return hidden
+
+
+def delay_ceiling(path: Path, delay: int = 7 * DAY,
+                  train_start_day: int = TRAIN_START_DAY) -> dict[str, float]:
+    """The handbook metrics of a scorer that knows every fraud except those
+    :func:`hidden_by_delay`: it ranks them all first, and the hidden frauds tied with the
+    legitimate purchases. No model learning from labels ``delay`` late can expect more."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=["TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID",
+                                         "TX_DATETIME", "TX_FRAUD", "TX_FRAUD_SCENARIO"])
+    times = table.column("TX_DATETIME").cast(pa.timestamp("us")).cast(pa.int64()).to_pylist()
+    scenarios = table.column("TX_FRAUD_SCENARIO").to_pylist()
+    hidden = hidden_by_delay(table.column("TERMINAL_ID").to_pylist(), times, scenarios, delay)
+    purchases = [
+        ScoredPurchase(str(tx), str(customer), time // DAY - FIRST_DAY,
+                       1.0 if fraud and not is_hidden else 0.0, bool(fraud), scenario)
+        for tx, customer, time, fraud, scenario, is_hidden in zip(
+            table.column("TRANSACTION_ID").to_pylist(), table.column("CUSTOMER_ID").to_pylist(),
+            times, table.column("TX_FRAUD").to_pylist(), scenarios, hidden, strict=True)
+    ]
+    return handbook_metrics(purchases, train_start_day)

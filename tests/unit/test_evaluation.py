@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline.evaluation import (
@@ -13,6 +16,7 @@ from pipeline.evaluation import (
     handbook_test_set,
     roc_auc,
 )
+from pipeline.handbook import FIRST_DAY, delay_ceiling, hidden_by_delay
 
 
 def _brute_auc(labels: list[bool], scores: list[float]) -> float:
@@ -69,3 +73,45 @@ def test_the_test_set_leaves_out_customers_known_compromised_a_delay_earlier() -
     by_day = {(p.day, p.customer_id) for p in test}
     # Day 14 (the first test day) knows the training frauds; day 15 also knows day 7's.
     assert by_day == {(14, "late"), (14, "fresh"), (15, "fresh")}
+
+
+def test_a_terminal_fraud_is_hidden_until_a_label_a_delay_old_can_reveal_its_terminal() -> None:
+    day = 86_400_000_000
+    rows = [  # (terminal, time, scenario), out of time order on purpose
+        ("t", 7 * day, 2),           # the fraud at 0 is exactly 7 days old: revealed
+        ("t", 0, 2),                 # the terminal's first fraud
+        ("t", 7 * day - 1, 2),       # a microsecond short of the delay: hidden
+        ("t", 44 * day, 2),          # the latest one a delay old left the 30-day reach: hidden
+        ("u", 10 * day, 2),          # another terminal's frauds reveal nothing here
+        ("t", 8 * day, 1),           # other scenarios are never "hidden" ...
+        ("v", 20 * day, 1), ("v", 30 * day, 2),  # ... nor do they reveal a terminal
+    ]
+    terminals, times, scenarios = zip(*rows, strict=True)
+    assert hidden_by_delay(terminals, times, scenarios) == [
+        False, True, True, True, True, False, False, True]
+
+
+def test_the_delay_ceiling_ranks_every_fraud_first_except_the_hidden(tmp_path: Path) -> None:
+    start = FIRST_DAY * 86_400  # seconds
+    rows = [  # (id, customer, terminal, seconds, fraud, scenario)
+        (f"{day}-{customer}", customer, 100 + customer, start + day * 86_400 + customer, 0, 0)
+        for day in range(21) for customer in range(20)  # 20 legitimate purchases a day
+    ]
+    # Terminal 900 is compromised from day 10: customer 99's frauds there are hidden on days
+    # 14..16 and revealed from day 17, exactly 7 days after the first. Customer 99 leaves the
+    # test set on day 18, when day 10's fraud is known. Customer 98 has an amount fraud.
+    rows += [(f"c{day}", 99, 900, start + day * 86_400 + 50, 1, 2) for day in range(10, 21)]
+    rows.append(("a15", 98, 100, start + 15 * 86_400 + 60, 1, 1))
+    columns = list(zip(*rows, strict=True))
+    path = tmp_path / "history.parquet"
+    pq.write_table(pa.table({
+        "TRANSACTION_ID": columns[0], "CUSTOMER_ID": columns[1], "TERMINAL_ID": columns[2],
+        "TX_DATETIME": pa.array([t * 1_000_000 for t in columns[3]], pa.timestamp("us")),
+        "TX_FRAUD": columns[4], "TX_FRAUD_SCENARIO": columns[5],
+    }), path)
+    ceiling = delay_ceiling(path, train_start_day=0)
+    # The test week (days 14..20): 140 legitimate purchases, customer 99's frauds on days
+    # 14..17 (three hidden) and a15. The two revealed frauds first, then one tie of the rest.
+    assert (ceiling["test_transactions"], ceiling["test_frauds"]) == (145, 5)
+    assert ceiling["auc_roc"] == pytest.approx((2 + 3 * 0.5) / 5)
+    assert ceiling["average_precision"] == pytest.approx(2 / 5 + 3 / 5 * 5 / 145)
