@@ -51,6 +51,7 @@ _ALERT_FEATURES = (
     "new_merchant",
     "hours_since_previous",
     "merchant_risk_7d",
+    "merchant_ordinary_risk_7d",
     "merchant_count_7d",
     "merchant_risk_latest",
 )
@@ -183,7 +184,8 @@ class RiskEngine:
         user.windows.evict(self.watermark - cfg.allowed_lateness)
         if self.feeds_merchants:
             merchants = self.merchants
-            merchants.add(tx.merchant_id, tx.event_time, tx_hash)
+            merchants.add(tx.merchant_id, tx.event_time, tx_hash, id_hash(tx.user_id),
+                          tx.amount_minor)
             merchants.evict(tx.merchant_id,
                             self.watermark - cfg.allowed_lateness - merchants.reach)
         if scored.inputs is not None:

@@ -22,8 +22,10 @@ _WINDOW_KEYS = tuple(
     (f"count_{name}", f"sum_{name}", f"mean_{name}", f"max_{name}", f"prior_max_{name}")
     for name, _ in sorted(WINDOW_SPANS.items(), key=lambda item: item[1])
 )
-_MERCHANT_KEYS = tuple((f"merchant_count_{name}", f"merchant_risk_{name}")
-                       for name in MERCHANT_SPANS)
+_MERCHANT_KEYS = tuple(
+    (f"merchant_count_{name}", f"merchant_risk_{name}", f"merchant_ordinary_risk_{name}")
+    for name in MERCHANT_SPANS
+)
 _NO_PREVIOUS_HOURS = 30 * DAY / HOUR
 _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday is 0, as in datetime.weekday())
 
@@ -75,9 +77,15 @@ def purchase_features(
     features["night"] = 1.0 if hour <= _LAST_NIGHT_HOUR else 0.0
     features["weekend"] = 1.0 if (day + _EPOCH_WEEKDAY) % 7 >= 5 else 0.0
     features["hour"] = float(hour)
-    *windows, (count, frauds) = merchants.risk(tx.merchant_id, now)
-    for (count_key, risk_key), (count_in, frauds_in) in zip(_MERCHANT_KEYS, windows, strict=True):
+    # Every known fraud (the handbook's terminal risk), and the ordinary ones alone: those its
+    # card's own unusual amount does not explain (pipeline.merchants).
+    *windows, (count, frauds, ordinary) = merchants.risk(tx.merchant_id, now)
+    for (count_key, risk_key, ordinary_key), (count_in, frauds_in, ordinary_in) in zip(
+        _MERCHANT_KEYS, windows, strict=True
+    ):
         features[count_key] = float(count_in)
         features[risk_key] = frauds_in / count_in if count_in else 0.0
+        features[ordinary_key] = ordinary_in / count_in if count_in else 0.0
     features["merchant_risk_latest"] = frauds / count if count else 0.0
+    features["merchant_ordinary_risk_latest"] = ordinary / count if count else 0.0
     return features

@@ -52,9 +52,9 @@ class MerchantReplica:
     >>> replica.ready_until() == 7 * DAY - HOUR - 1  # partition 0 covers labels that far
     True
     >>> replica.book.risk("shop", 8 * DAY)  # 1d, 7d, 30d, latest 3: t1 a known fraud
-    [(1, 0), (2, 1), (2, 1), (2, 1)]
+    [(1, 0, 0), (2, 1, 1), (2, 1, 1), (2, 1, 1)]
     >>> replica.book.risk("shop", 7 * DAY + 1)  # t1 only; l1 known since 7 days
-    [(1, 1), (1, 1), (1, 1), (1, 1)]
+    [(1, 1, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1)]
     >>> replica.apply(1, Transaction("t0", "u2", "shop", 5_000, "CNY", 0))  # a day late
     'late'
     """
@@ -80,7 +80,7 @@ class MerchantReplica:
 
     def clear(self) -> None:
         """Forget everything read, in place (the engines keep querying the same book)."""
-        self.book.merchants.clear()
+        self.book.clear()
         for key in self.clocks:
             self.clocks[key] = None
         self.silent.clear()
@@ -180,7 +180,8 @@ class MerchantReplica:
         if tx_hash in self._purchases:
             return "duplicate"
         self._purchases[tx_hash] = (tx.merchant_id, tx.event_time)
-        self.book.add(tx.merchant_id, tx.event_time, tx_hash)
+        self.book.add(tx.merchant_id, tx.event_time, tx_hash, id_hash(tx.user_id),
+                      tx.amount_minor)
         known_at = self._waiting.pop(tx_hash, None)
         if known_at is not None:
             self.book.mark_fraud(tx.merchant_id, tx.event_time, tx_hash, known_at)

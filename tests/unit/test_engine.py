@@ -261,6 +261,27 @@ def test_merchant_risk_counts_a_fraud_only_once_its_label_has_arrived() -> None:
                  tx("fourth", T0 + 8 * DAY + 2 * HOUR, 5_000, merchant="shop")])
     assert seen[-1]["merchant_risk_7d"] == 0.5  # one fraud among the two purchases
     assert seen[-1]["merchant_risk_latest"] == 0.5  # ... which are its latest known ones
+    assert seen[-1]["merchant_ordinary_risk_7d"] == 0.5  # at the victim's usual amount
+
+
+def test_a_fraud_far_above_its_cards_habits_is_not_held_against_its_merchant() -> None:
+    engine = RiskEngine()
+    seen: list[dict[str, float]] = []
+    engine.observer = lambda _tx, features, _scored: seen.append(features)
+    # The card's habits: purchases of 50.00 elsewhere. Then a stolen-card spree of 400.00 at an
+    # ordinary shop, and a fraud at its usual amount at a compromised one.
+    run(engine, [tx("victim", T0 + i * HOUR, 5_000, merchant=f"usual{i}") for i in range(5)])
+    spree = tx("victim", T0 + 6 * HOUR, 40_000, merchant="shop")
+    skimmed = tx("victim", T0 + 7 * HOUR, 5_000, merchant="skimmer")
+    run(engine, [spree, skimmed, tx("other", T0 + 8 * HOUR, 5_000, merchant="shop"),
+                 tx("other", T0 + 9 * HOUR, 5_000, merchant="skimmer")])
+    run(engine, [label("victim", T0 + 7 * DAY + 8 * HOUR, "fraud", spree.event_id),
+                 label("victim", T0 + 7 * DAY + 8 * HOUR, "fraud", skimmed.event_id)])
+    for merchant, ordinary in (("shop", 0.0), ("skimmer", 0.5)):
+        run(engine, [tx("third", T0 + 7 * DAY + 10 * HOUR, 5_000, merchant=merchant)])
+        assert seen[-1]["merchant_risk_7d"] == 0.5  # every known fraud, as the handbook counts
+        assert seen[-1]["merchant_ordinary_risk_7d"] == ordinary
+        assert seen[-1]["merchant_ordinary_risk_latest"] == ordinary
 
 
 def test_the_classifier_learns_only_from_released_labels_and_then_ranks_fraud_higher() -> None:

@@ -19,8 +19,11 @@ from pipeline.timeutil import DAY, HOUR, parse_time
 
 PARTITIONS = 4
 T0 = parse_time("2026-01-01T00:00:00Z")
-MERCHANT_FEATURES = [f"merchant_{kind}_{name}" for name in MERCHANT_SPANS
-                     for kind in ("count", "risk")] + ["merchant_risk_latest"]
+MERCHANT_FEATURES = [
+    *(f"merchant_{kind}_{name}" for name in MERCHANT_SPANS
+      for kind in ("count", "risk", "ordinary_risk")),
+    "merchant_risk_latest", "merchant_ordinary_risk_latest",
+]
 
 
 def partition_of(event: Event) -> int:
@@ -149,18 +152,18 @@ def test_a_label_read_before_its_purchase_marks_it_when_the_purchase_arrives() -
     replica = MerchantReplica(RiskConfig(), 1)
     replica.apply(0, Label("l", "u1", "fraud", T0 + 7 * DAY, "a"))
     replica.apply(0, tx("a", T0))
-    assert replica.book.risk("shop", T0 + 7 * DAY)[-1] == (1, 1)
-    assert replica.book.risk("shop", T0 + 7 * DAY - 1)[-1] == (0, 0)  # a not in view yet
+    assert replica.book.risk("shop", T0 + 7 * DAY)[-1] == (1, 1, 1)
+    assert replica.book.risk("shop", T0 + 7 * DAY - 1)[-1] == (0, 0, 0)  # a not in view yet
     replica.apply(0, tx("b", T0 + 1))
     # As of a day later both are in view, and a's label is known.
-    assert replica.book.risk("shop", T0 + 8 * DAY)[-1] == (2, 1)
+    assert replica.book.risk("shop", T0 + 8 * DAY)[-1] == (2, 1, 1)
 
 
 def test_a_label_too_late_to_count_does_not_mark() -> None:
     replica = MerchantReplica(RiskConfig(), 1)
     replica.apply(0, tx("a", T0))
     replica.apply(0, Label("l", "u1", "chargeback", T0 + 31 * DAY, "a"))
-    assert replica.book.risk("shop", T0 + 31 * DAY)[-1] == (1, 0)
+    assert replica.book.risk("shop", T0 + 31 * DAY)[-1] == (1, 0, 0)
 
 
 def test_silent_inputs_cover_everything_and_the_rest_bound_readiness() -> None:
@@ -191,6 +194,23 @@ def test_eviction_forgets_what_no_query_reaches_and_clear_forgets_all() -> None:
     assert len(replica) == 0 and not replica.book.merchants and replica.ready_until() is None
 
 
+def test_forgetting_a_quiet_card_changes_none_of_its_later_answers() -> None:
+    config = RiskConfig()
+    kept, evicting = MerchantReplica(config, 1), MerchantReplica(config, 1)
+    # The card shops daily for 10 days, then is quiet for longer than a replica remembers.
+    back = T0 + (9 + (config.allowed_lateness + kept.book.reach) // DAY + 2) * DAY
+    for replica in (kept, evicting):
+        for day in range(10):
+            replica.apply(0, Transaction(f"t{day}", "u1", "shop", 1_000, "CNY", T0 + day * DAY))
+    evicting.evict(evicting.oldest_needed([back]))  # type: ignore[arg-type]
+    assert len(evicting.book.cards) == 0 and len(kept.book.cards) == 1
+    # It comes back at 4x its old usual: a fresh card in both, so not unusual in either.
+    for replica in (kept, evicting):
+        replica.apply(0, Transaction("back", "u1", "shop", 4_000, "CNY", back))
+        assert replica.book.merchants["shop"].states[-1] == 0
+    assert kept.book.cards.cards == evicting.book.cards.cards
+
+
 def test_an_engine_resuming_before_what_was_forgotten_needs_the_replica_read_again() -> None:
     config = RiskConfig()
     replica = MerchantReplica(config, 1)
@@ -211,6 +231,7 @@ def test_a_fraud_counts_only_from_its_label_time_however_early_the_label_was_rea
     replica.apply(0, tx("b", T0 + HOUR))
     replica.apply(0, Label("l", "u1", "fraud", T0 + 10 * DAY, "a"))  # 3 days past the delay
     # 1d, 7d, 30d windows, then the latest 3; both purchases in view from 7 days + 1 h.
-    assert replica.book.risk("shop", T0 + 9 * DAY) == [(0, 0), (2, 0), (2, 0), (2, 0)]
-    assert replica.book.risk("shop", T0 + 10 * DAY - 1) == [(0, 0), (2, 0), (2, 0), (2, 0)]
-    assert replica.book.risk("shop", T0 + 10 * DAY) == [(0, 0), (2, 1), (2, 1), (2, 1)]
+    unknown, known = [(0, 0, 0), *[(2, 0, 0)] * 3], [(0, 0, 0), *[(2, 1, 1)] * 3]
+    assert replica.book.risk("shop", T0 + 9 * DAY) == unknown
+    assert replica.book.risk("shop", T0 + 10 * DAY - 1) == unknown
+    assert replica.book.risk("shop", T0 + 10 * DAY) == known

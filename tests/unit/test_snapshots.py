@@ -27,7 +27,7 @@ def test_a_saved_replica_comes_back_as_it_was(tmp_path: Path) -> None:
     snapshot = MerchantFeed(settings, store)._load(partitions=4)
     assert snapshot is not None
     assert len(snapshot.replica) == 1 and snapshot.positions == {("transactions", 0): 1}
-    assert snapshot.replica.book.risk("shop", 7 * 86_400 * 10**6)[-1] == (1, 0)
+    assert snapshot.replica.book.risk("shop", 7 * 86_400 * 10**6)[-1] == (1, 0, 0)
 
 
 @pytest.mark.parametrize("change", ["currency", "partitions", "topics", "garbage"])
