@@ -22,7 +22,10 @@ from pipeline.replica import MerchantReplica
 
 __all__ = ["PartitionSnapshot", "ReplicaSnapshot", "SnapshotStore"]
 
-_FORMAT_VERSION = 1
+#: Bumped whenever the state's layout changes; a snapshot of another version is refused.
+#: 2: a merchant's purchases carry whether they were unusual for their card, and the fraud
+#: classifier's merchant inputs are the ordinary-fraud risks.
+_FORMAT_VERSION = 2
 
 
 @dataclass

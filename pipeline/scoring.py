@@ -75,6 +75,8 @@ class AnomalyScorer:
         """``score_one(x)`` then ``learn_one(x)``, with the same result, in one walk down each
         tree instead of two: scoring reads the reference window's masses (``r_mass``),
         learning counts into the latest window's (``l_mass``), and both follow ``x``'s path.
+        It works on river's own trees and counters (``trees``, ``counter``,
+        ``_first_window``); tests/unit/test_scoring.py holds it to river's result exactly.
         """
         model = self.model
         z = self.transform(x)

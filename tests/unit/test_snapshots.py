@@ -30,7 +30,7 @@ def test_a_saved_replica_comes_back_as_it_was(tmp_path: Path) -> None:
     assert snapshot.replica.book.risk("shop", 7 * 86_400 * 10**6)[-1] == (1, 0, 0)
 
 
-@pytest.mark.parametrize("change", ["currency", "partitions", "topics", "garbage"])
+@pytest.mark.parametrize("change", ["currency", "partitions", "topics", "garbage", "version"])
 def test_the_feed_reads_from_the_beginning_rather_than_use_a_snapshot_that_does_not_fit(
     tmp_path: Path, change: str
 ) -> None:
@@ -44,6 +44,21 @@ def test_the_feed_reads_from_the_beginning_rather_than_use_a_snapshot_that_does_
         partitions = 8
     elif change == "topics":
         settings = Settings(state_dir=tmp_path, topic_prefix="other.")
+    elif change == "version":  # written by a riskstream whose state had another layout
+        snapshot = store.load_replica()
+        assert snapshot is not None
+        snapshot.version -= 1
+        store.save_replica(snapshot)
     else:
         store.replica_path.write_bytes(b"not a pickle")
     assert MerchantFeed(settings, store)._load(partitions) is None
+
+
+def test_a_partition_snapshot_of_another_version_is_refused_by_name(tmp_path: Path) -> None:
+    from agents.snapshots import PartitionSnapshot
+    from pipeline.engine import RiskEngine
+
+    store = SnapshotStore(tmp_path)
+    store.save(0, PartitionSnapshot(RiskEngine(), {"transactions": 1}, version=0))
+    with pytest.raises(ValueError, match=str(store.path(0))):
+        store.load(0)
