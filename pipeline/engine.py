@@ -50,6 +50,7 @@ _ALERT_FEATURES = (
     "prior_max_30d",
     "new_merchant",
     "hours_since_previous",
+    "unusual_7d",
     "merchant_risk_7d",
     "merchant_ordinary_risk_7d",
     "merchant_count_7d",

@@ -6,7 +6,7 @@ import math
 
 from pipeline.config import RiskConfig
 from pipeline.events import Transaction
-from pipeline.merchants import MERCHANT_SPANS, MerchantBook
+from pipeline.merchants import MERCHANT_SPANS, UNUSUAL_FOR_CARD, MerchantBook
 from pipeline.state import UserState
 from pipeline.timeutil import DAY, HOUR
 from pipeline.windows import WINDOW_SPANS
@@ -27,6 +27,7 @@ _MERCHANT_KEYS = tuple(
     for name in MERCHANT_SPANS
 )
 _NO_PREVIOUS_HOURS = 30 * DAY / HOUR
+_UNUSUAL_SPAN = 7 * DAY
 _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday is 0, as in datetime.weekday())
 
 
@@ -58,6 +59,9 @@ def purchase_features(
     features["prior_median_30d"] = (
         float(amount) if prior.median_30d is None else prior.median_30d
     )
+    # A stolen card's spree: how many of the week's purchases were already far above the usual.
+    features["unusual_7d"] = float(user.windows.count_at_least(
+        now, _UNUSUAL_SPAN, UNUSUAL_FOR_CARD * features["prior_median_30d"]))
     known_merchant = prior.known_merchant
     features["distinct_merchants_30d"] = float(
         prior.distinct_merchants_30d + (not known_merchant)

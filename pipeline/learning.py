@@ -48,6 +48,7 @@ INPUTS = (
     "log_to_median_7d", "log_to_median_30d",
     *(f"median_30d_over_{index}" for index in range(len(_RATIO_KNOTS))), "amount_z",
     "log_count_1h", "log_count_24h", "log_count_7d", "log_count_30d", "log_hours_since",
+    "log_unusual_7d",
     "new_merchant", "night", "weekend", "deviation", "velocity", "anomaly",
     "merchant_ordinary_risk_1d", "merchant_ordinary_risk_7d", "merchant_ordinary_risk_30d",
     "merchant_ordinary_risk_latest",
@@ -78,6 +79,9 @@ def model_inputs(features: Mapping[str, float], deviation: float, velocity: floa
         max(-10.0, min(10.0, features["amount_z"])),
         log(features["count_1h"]), log_count_24h, log_count_7d, log_count_30d,
         log1p(features["hours_since_previous"]),
+        # Earlier purchases this week at 3x the usual or more: a takeover repeats itself
+        # (handbook week, pure core: AP 0.721 -> 0.724, limit cuts 59 % -> 62 % right).
+        log1p(features["unusual_7d"]),
         features["new_merchant"], features["night"], features["weekend"],
         deviation, velocity, anomaly,
         # Merchant risk from the frauds that point at the merchant: with every fraud counted,

@@ -38,9 +38,10 @@ MERCHANT_LATEST = 3
 #: A fraud label marks its purchase only if the purchase is at most this old at the label's
 #: time: the user's windows (where a co-located engine finds the purchase) keep 30 days.
 FRAUD_MARK_REACH = 30 * DAY
-#: A purchase at least this many times its card's typical amount is unusual for the card,
-#: and a fraud there is the card's doing, not the merchant's. (Handbook, pure core: x3 raised
-#: AP from 0.705 to 0.721; x2 gave 0.689, x4 0.715.)
+#: A purchase at least this many times its card's typical amount is unusual for the card: a
+#: fraud there is the card's doing, not the merchant's (handbook, pure core: x3 raised AP from
+#: 0.705 to 0.721; x2 gave 0.689, x4 0.715), and a week with several is a takeover's pattern
+#: (the ``unusual_7d`` feature).
 UNUSUAL_FOR_CARD = 3.0
 _LOG_UNUSUAL = log(UNUSUAL_FOR_CARD)
 

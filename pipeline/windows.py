@@ -172,6 +172,20 @@ class PurchaseWindows:
             previous_time=times[end - 1] if end else None,
         )
 
+    def count_at_least(self, now: int, span: int, amount_minor: float) -> int:
+        """Purchases in ``(now - span, now]`` of at least ``amount_minor``.
+
+        >>> w = PurchaseWindows()
+        >>> for day, amount in enumerate([100, 900, 120, 1_000]):
+        ...     w.add(day * DAY, amount, "m")
+        >>> w.count_at_least(3 * DAY, 2 * DAY, 500), w.count_at_least(3 * DAY, 7 * DAY, 500)
+        (1, 2)
+        """
+        times = self.times
+        end = bisect_right(times, now)
+        start = bisect_right(times, now - span, 0, end)
+        return sum(1 for amount in self.amounts[start:end] if amount >= amount_minor)
+
     def find(self, id_hash: int) -> tuple[int, str] | None:
         """Time and merchant of the held purchase with this id hash."""
         try:
