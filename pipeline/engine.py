@@ -185,8 +185,7 @@ class RiskEngine:
         user.windows.evict(self.watermark - cfg.allowed_lateness)
         if self.feeds_merchants:
             merchants = self.merchants
-            merchants.add(tx.merchant_id, tx.event_time, tx_hash, id_hash(tx.user_id),
-                          tx.amount_minor)
+            merchants.add(tx.merchant_id, tx.event_time, tx_hash, tx.user_id, tx.amount_minor)
             merchants.evict(tx.merchant_id,
                             self.watermark - cfg.allowed_lateness - merchants.reach)
         if scored.inputs is not None:

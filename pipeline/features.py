@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 
 from pipeline.config import RiskConfig
 from pipeline.events import Transaction
@@ -27,7 +28,6 @@ _MERCHANT_KEYS = tuple(
     for name in MERCHANT_SPANS
 )
 _NO_PREVIOUS_HOURS = 30 * DAY / HOUR
-_UNUSUAL_SPAN = 7 * DAY
 _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday is 0, as in datetime.weekday())
 
 
@@ -60,8 +60,9 @@ def purchase_features(
         float(amount) if prior.median_30d is None else prior.median_30d
     )
     # A stolen card's spree: how many of the week's purchases were already far above the usual.
-    features["unusual_7d"] = float(user.windows.count_at_least(
-        now, _UNUSUAL_SPAN, UNUSUAL_FOR_CARD * features["prior_median_30d"]))
+    week = prior.amounts_7d
+    features["unusual_7d"] = float(
+        len(week) - bisect_left(week, UNUSUAL_FOR_CARD * features["prior_median_30d"]))
     known_merchant = prior.known_merchant
     features["distinct_merchants_30d"] = float(
         prior.distinct_merchants_30d + (not known_merchant)

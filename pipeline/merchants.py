@@ -56,9 +56,9 @@ class CardHabits:
     baseline, so a replica fed by every partition keeps exactly the one a single engine would.
 
     >>> cards = CardHabits(memory=30)
-    >>> [cards.unusual(7, t, amount) for t, amount in enumerate([1_000, 1_200, 900, 3_500])]
+    >>> [cards.unusual("u1", t, amount) for t, amount in enumerate([1_000, 1_200, 900, 3_500])]
     [False, False, False, True]
-    >>> cards.unusual(7, 40, 3_500)  # ``memory`` after its latest purchase: afresh
+    >>> cards.unusual("u1", 40, 3_500)  # ``memory`` after its latest purchase: afresh
     False
     """
 
@@ -72,13 +72,13 @@ class CardHabits:
     def __init__(self, memory: int) -> None:
         #: A card whose latest purchase is this old starts afresh.
         self.memory = memory
-        #: Card id hash -> (mean log amount, purchases, latest purchase time).
-        self.cards: dict[int, tuple[float, int, int]] = {}
+        #: Card (user id) -> (mean log amount, purchases, latest purchase time).
+        self.cards: dict[str, tuple[float, int, int]] = {}
 
     def __len__(self) -> int:
         return len(self.cards)
 
-    def unusual(self, card: int, event_time: int, amount_minor: int) -> bool:
+    def unusual(self, card: str, event_time: int, amount_minor: int) -> bool:
         """Whether the purchase is unusual for the card's purchases so far; then learns it."""
         value = log(amount_minor) if amount_minor > 1 else 0.0
         habits = self.cards.get(card)
@@ -231,8 +231,8 @@ class MerchantBook:
     """Every merchant's activity, its cards' habits, and the one query the features make.
 
     >>> book = MerchantBook(delay=7 * DAY)
-    >>> book.add("shop", 0, 11, card=1, amount_minor=1_000)
-    >>> book.add("shop", DAY, 12, card=2, amount_minor=1_000)
+    >>> book.add("shop", 0, 11, card="u1", amount_minor=1_000)
+    >>> book.add("shop", DAY, 12, card="u2", amount_minor=1_000)
     >>> book.mark_fraud("shop", 0, 11, known_at=7 * DAY)
     True
     >>> book.risk("shop", 8 * DAY)  # 1d, 7d, 30d windows, then the latest 3
@@ -257,9 +257,9 @@ class MerchantBook:
         """How far before a query its oldest purchase can be."""
         return self.delay + max(self._SPANS)
 
-    def add(self, merchant_id: str, event_time: int, id_hash: int, card: int,
+    def add(self, merchant_id: str, event_time: int, id_hash: int, card: str,
             amount_minor: int) -> None:
-        """A purchase of ``amount_minor`` by ``card`` (an id hash) at ``merchant_id``."""
+        """A purchase of ``amount_minor`` by ``card`` (its user id) at ``merchant_id``."""
         unusual = self.cards.unusual(card, event_time, amount_minor)
         merchant = self.merchants.get(merchant_id)
         if merchant is None:

@@ -180,8 +180,7 @@ class MerchantReplica:
         if tx_hash in self._purchases:
             return "duplicate"
         self._purchases[tx_hash] = (tx.merchant_id, tx.event_time)
-        self.book.add(tx.merchant_id, tx.event_time, tx_hash, id_hash(tx.user_id),
-                      tx.amount_minor)
+        self.book.add(tx.merchant_id, tx.event_time, tx_hash, tx.user_id, tx.amount_minor)
         known_at = self._waiting.pop(tx_hash, None)
         if known_at is not None:
             self.book.mark_fraud(tx.merchant_id, tx.event_time, tx_hash, known_at)

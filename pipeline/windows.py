@@ -54,6 +54,8 @@ class PriorPurchases(NamedTuple):
     windows: list[tuple[int, int, int]]
     median_7d: float | None
     median_30d: float | None
+    #: The 7-day window's amounts, ascending.
+    amounts_7d: list[int]
     distinct_merchants_30d: int
     known_merchant: bool
     previous_time: int | None
@@ -128,7 +130,8 @@ class PurchaseWindows:
         """Everything a purchase at ``now`` needs to know of the purchases before it, in one
         pass: per window of :data:`WINDOW_SPANS` its (count, total, max) in ``(now - span,
         now]``, the 7- and 30-day medians, the distinct merchants of the 30-day window, whether
-        ``merchant_id`` is among them (strictly before ``now``) and the latest purchase time.
+        ``merchant_id`` is among them (strictly before ``now``), the latest purchase time, and
+        the 7-day window's amounts in order.
         The medians are references a burst of unusual amounts cannot move until it is half the
         window.
 
@@ -143,6 +146,7 @@ class PurchaseWindows:
         end = bisect_right(times, now)
         windows = []
         medians: list[float | None] = []
+        amounts_7d: list[int] = []
         start = end
         for span in _SPANS:
             start = bisect_right(times, now - span, 0, end)
@@ -155,6 +159,8 @@ class PurchaseWindows:
             windows.append((end - start, sum(held), max(held)))
             if span in _MEDIAN_SPANS:
                 ordered = sorted(held)
+                if span == _MEDIAN_SPANS[0]:
+                    amounts_7d = ordered
                 middle = len(ordered) // 2
                 medians.append(float(ordered[middle]) if len(ordered) % 2
                                else (ordered[middle - 1] + ordered[middle]) / 2)
@@ -167,24 +173,11 @@ class PurchaseWindows:
             windows=windows,
             median_7d=medians[0],
             median_30d=medians[1],
+            amounts_7d=amounts_7d,
             distinct_merchants_30d=len(set(merchants[start:end])) if start < end else 0,
             known_merchant=merchant_id in merchants[start:strictly_before],
             previous_time=times[end - 1] if end else None,
         )
-
-    def count_at_least(self, now: int, span: int, amount_minor: float) -> int:
-        """Purchases in ``(now - span, now]`` of at least ``amount_minor``.
-
-        >>> w = PurchaseWindows()
-        >>> for day, amount in enumerate([100, 900, 120, 1_000]):
-        ...     w.add(day * DAY, amount, "m")
-        >>> w.count_at_least(3 * DAY, 2 * DAY, 500), w.count_at_least(3 * DAY, 7 * DAY, 500)
-        (1, 2)
-        """
-        times = self.times
-        end = bisect_right(times, now)
-        start = bisect_right(times, now - span, 0, end)
-        return sum(1 for amount in self.amounts[start:end] if amount >= amount_minor)
 
     def find(self, id_hash: int) -> tuple[int, str] | None:
         """Time and merchant of the held purchase with this id hash."""
