@@ -265,7 +265,7 @@ def evaluate_handbook(data: Path, out: Path, bootstrap: str | None = None,
                              settings.alert_threshold, settings.cut_threshold)
     plots = _plots([p.fraud for p in test], [p.score for p in test], metrics, out,
                    "handbook test week")
-    metrics["ceiling"] = delay_ceiling(data, options.label_delay)
+    metrics["ceiling"] = delay_ceiling(truth, options.label_delay)
     if published is None:
         published = data.parent / "fdh_published_ch3_baseline.csv"
     report = _report(metrics, _published(published), plots, out, time.monotonic() - started)

@@ -84,6 +84,7 @@ class Truth(NamedTuple):
     event_time: int
     fraud: bool
     scenario: int
+    terminal: int
 
 
 def handbook_truth(path: Path) -> dict[str, Truth]:
@@ -92,13 +93,14 @@ def handbook_truth(path: Path) -> dict[str, Truth]:
     import pyarrow.parquet as pq
 
     table = pq.read_table(path, columns=["TRANSACTION_ID", "CUSTOMER_ID", "TX_DATETIME",
-                                         "TX_FRAUD", "TX_FRAUD_SCENARIO"])
+                                         "TX_FRAUD", "TX_FRAUD_SCENARIO", "TERMINAL_ID"])
     times = table.column("TX_DATETIME").cast(pa.timestamp("us")).cast(pa.int64()).to_pylist()
     return {
-        str(tx): Truth(str(customer), micros, bool(fraud), scenario)
-        for tx, customer, micros, fraud, scenario in zip(
+        str(tx): Truth(str(customer), micros, bool(fraud), scenario, terminal)
+        for tx, customer, micros, fraud, scenario, terminal in zip(
             table.column(0).to_pylist(), table.column(1).to_pylist(), times,
-            table.column(3).to_pylist(), table.column(4).to_pylist(), strict=True)
+            table.column(3).to_pylist(), table.column(4).to_pylist(),
+            table.column(5).to_pylist(), strict=True)
     }
 
 
@@ -191,24 +193,20 @@ def hidden_by_delay(terminals: Sequence[object], times: Sequence[int], scenarios
     return hidden
 
 
-def delay_ceiling(path: Path, delay: int = 7 * DAY,
+def delay_ceiling(truth: dict[str, Truth], delay: int = 7 * DAY,
                   train_start_day: int = TRAIN_START_DAY) -> dict[str, float]:
-    """The handbook metrics of a scorer that knows every fraud except those
-    :func:`hidden_by_delay`: it ranks them all first, and the hidden frauds tied with the
-    legitimate purchases. No model learning from labels ``delay`` late can expect more."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path, columns=["TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID",
-                                         "TX_DATETIME", "TX_FRAUD", "TX_FRAUD_SCENARIO"])
-    times = table.column("TX_DATETIME").cast(pa.timestamp("us")).cast(pa.int64()).to_pylist()
-    scenarios = table.column("TX_FRAUD_SCENARIO").to_pylist()
-    hidden = hidden_by_delay(table.column("TERMINAL_ID").to_pylist(), times, scenarios, delay)
+    """The handbook metrics of a scorer that knows every fraud of ``truth``
+    (:func:`handbook_truth`) except those :func:`hidden_by_delay`: it ranks them all first, and
+    the hidden frauds tied with the legitimate purchases. No model learning from labels
+    ``delay`` late can expect more."""
+    rows = list(truth.items())
+    hidden = hidden_by_delay([known.terminal for _, known in rows],
+                             [known.event_time for _, known in rows],
+                             [known.scenario for _, known in rows], delay)
     purchases = [
-        ScoredPurchase(str(tx), str(customer), time // DAY - FIRST_DAY,
-                       1.0 if fraud and not is_hidden else 0.0, bool(fraud), scenario)
-        for tx, customer, time, fraud, scenario, is_hidden in zip(
-            table.column("TRANSACTION_ID").to_pylist(), table.column("CUSTOMER_ID").to_pylist(),
-            times, table.column("TX_FRAUD").to_pylist(), scenarios, hidden, strict=True)
+        ScoredPurchase(tx, known.customer, known.event_time // DAY - FIRST_DAY,
+                       1.0 if known.fraud and not is_hidden else 0.0, known.fraud,
+                       known.scenario)
+        for (tx, known), is_hidden in zip(rows, hidden, strict=True)
     ]
     return handbook_metrics(purchases, train_start_day)

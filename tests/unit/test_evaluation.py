@@ -16,7 +16,7 @@ from pipeline.evaluation import (
     handbook_test_set,
     roc_auc,
 )
-from pipeline.handbook import FIRST_DAY, delay_ceiling, hidden_by_delay
+from pipeline.handbook import FIRST_DAY, delay_ceiling, handbook_truth, hidden_by_delay
 
 
 def _brute_auc(labels: list[bool], scores: list[float]) -> float:
@@ -109,7 +109,7 @@ def test_the_delay_ceiling_ranks_every_fraud_first_except_the_hidden(tmp_path: P
         "TX_DATETIME": pa.array([t * 1_000_000 for t in columns[3]], pa.timestamp("us")),
         "TX_FRAUD": columns[4], "TX_FRAUD_SCENARIO": columns[5],
     }), path)
-    ceiling = delay_ceiling(path, train_start_day=0)
+    ceiling = delay_ceiling(handbook_truth(path), train_start_day=0)
     # The test week (days 14..20): 140 legitimate purchases, customer 99's frauds on days
     # 14..17 (three hidden) and a15. The two revealed frauds first, then one tie of the rest.
     assert (ceiling["test_transactions"], ceiling["test_frauds"]) == (145, 5)
