@@ -46,14 +46,6 @@ class AnomalyScorer:
         self.model = anomaly.HalfSpaceTrees(
             n_trees=n_trees, height=height, window_size=window_size, seed=seed
         )
-        self._nodes: list | None = None  # every node of every tree, for the window pivot
-
-    def __getstate__(self) -> dict:
-        return {"model": self.model}  # the node list is rebuilt from the trees when needed
-
-    def __setstate__(self, state: dict) -> None:
-        self.model = state["model"]
-        self._nodes = None
 
     @staticmethod
     def transform(x: Features) -> dict[str, float]:
@@ -75,8 +67,9 @@ class AnomalyScorer:
         """``score_one(x)`` then ``learn_one(x)``, with the same result, in one walk down each
         tree instead of two: scoring reads the reference window's masses (``r_mass``),
         learning counts into the latest window's (``l_mass``), and both follow ``x``'s path.
-        It works on river's own trees and counters (``trees``, ``counter``,
-        ``_first_window``); tests/unit/test_scoring.py holds it to river's result exactly.
+        It works on river's own trees, node list and counters (``trees``, ``_tree_nodes``,
+        ``counter``, ``_first_window``); tests/unit/test_scoring.py holds it to river's result
+        exactly.
         """
         model = self.model
         z = self.transform(x)
@@ -110,11 +103,10 @@ class AnomalyScorer:
     def _pivot(self) -> None:
         """The latest window becomes the reference, as river's ``learn_one`` does."""
         model = self.model
-        if self._nodes is None:
-            self._nodes = [node for tree in model.trees for node in tree.iter_dfs()]
-        for node in self._nodes:
-            node.r_mass = node.l_mass
-            node.l_mass = 0
+        for nodes in model._tree_nodes:
+            for node in nodes:
+                node.r_mass = node.l_mass
+                node.l_mass = 0
         model._first_window = False
         model.counter = 0
 
