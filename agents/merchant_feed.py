@@ -163,9 +163,13 @@ class MerchantFeed:
         await self._consumer.seek_to_beginning(*assignment)
         log.info("merchant replica: reading every partition again from its beginning")
 
-    async def poll(self, now: float, demand: int | None) -> int:
+    async def poll(self, now: float, demand: int | None,
+                   ends: dict[tuple[str, int], int] | None = None) -> int:
         """Apply what has been fetched; ``demand`` is the earliest event time a task will score
-        next (None: unknown). Returns the records read."""
+        next (None: unknown); ``ends``: (topic, partition) -> an offset the worker's own consumer
+        has seen the partition reach, so the replica is not taken for caught up short of it
+        (its last fetch may be older than the records a task is about to score). Returns the
+        records read."""
         replica, consumer = self.replica, self._consumer
         assert replica is not None and consumer is not None
         batch = await consumer.getmany(timeout_ms=0, max_records=self.settings.max_batch)
@@ -188,7 +192,9 @@ class MerchantFeed:
         lateness = self.config.allowed_lateness
         for tp in consumer.assignment():
             source, _ = self._sources[tp.topic]
-            if await caught_up(consumer, tp):
+            if await caught_up(consumer, tp) and (
+                    ends is None
+                    or await consumer.position(tp) >= ends.get((tp.topic, tp.partition), 0)):
                 since = self._caught_up_since.setdefault(tp, now)
                 replica.set_silent(source, tp.partition, now - since >= idle_s)
             else:

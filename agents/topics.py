@@ -8,12 +8,14 @@ from pipeline.timeutil import DAY
 __all__ = ["DEAD_LETTER", "INPUT_TOPICS", "OUTPUT_TOPICS", "REPLICATED_RETENTION_MS",
            "REPLICATED_TOPICS", "TOPIC_OF_EVENT_TYPE"]
 
-#: Input event type -> topic (before the configured prefix).
+#: Input event type -> topic (before the configured prefix). Events of equal time are applied
+#: in this order, so a label released at the time of a purchase is known to it, as in a
+#: history (``pipeline.adapters.read_fdh``) and in the merchant replica.
 TOPIC_OF_EVENT_TYPE = {
+    "label": "labels",
     "transaction": "transactions",
     "repayment": "repayments",
     "statement": "statements",
-    "label": "labels",
 }
 INPUT_TOPICS = tuple(TOPIC_OF_EVENT_TYPE.values())
 DEAD_LETTER = "dead-letter"
