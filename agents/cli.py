@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import orjson
 
 from agents.settings import Settings
 from pipeline.adapters import FORMATS
+from pipeline.evaluation import TEST_WEEK_START
 
 __all__ = ["main"]
 
@@ -226,12 +228,21 @@ def alerts(bootstrap_servers: str | None, user: str | None, min_severity: str | 
 @click.option("--published", type=click.Path(dir_okay=False, path_type=Path),
               help="The handbook's published results (CSV) to print beside ours "
               "[default: fdh_published_ch3_baseline.csv beside --data].")
+@click.option("--test-start", type=click.DateTime(formats=["%Y-%m-%d"]),
+              default=TEST_WEEK_START, show_default=True,
+              help="First day (UTC) of the test week; the protocol's training week starts "
+              "14 days before it.")
 def evaluate(data: Path, out: Path, bootstrap_servers: str | None,
-             published: Path | None) -> None:
+             published: Path | None, test_start: datetime) -> None:
     """Replay the handbook's history through the broker and worker and measure the scores."""
     from agents.evaluate import evaluate_handbook
+    from agents.exceptions import EmptyTestWeekError
 
-    result = evaluate_handbook(data, out, bootstrap_servers, published)
+    try:
+        result = evaluate_handbook(data, out, bootstrap_servers, published,
+                                   test_start.strftime("%Y-%m-%d"))
+    except EmptyTestWeekError as error:
+        raise click.BadParameter(str(error), param_hint="--test-start") from None
     metrics = result.metrics
     click.echo(f"AUC ROC {metrics['auc_roc']:.3f}, Average Precision "
                f"{metrics['average_precision']:.3f}, Card Precision@100 "

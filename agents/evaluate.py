@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.broker import EmbeddedBroker
+from agents.exceptions import EmptyTestWeekError
 from agents.kafka import ensure_topics, wait_for_broker
 from agents.monitor import follow
 from agents.replay import replay_files
@@ -34,21 +35,26 @@ from agents.settings import Settings
 from agents.worker import PipelineWorker
 from pipeline.adapters import uci_defaults
 from pipeline.evaluation import (
+    FIRST_DAY,
+    TEST_WEEK_START,
     ScoredPurchase,
     credit_metrics,
     handbook_test_set,
     precision_recall_curve,
     ranking_metrics,
     roc_curve,
+    train_start_day,
 )
-from pipeline.handbook import FIRST_DAY, TRAIN_START_DAY, Truth, delay_ceiling, handbook_truth
+from pipeline.handbook import Truth, delay_ceiling, handbook_truth
 from pipeline.history import HistoryOptions
 from pipeline.outputs import CREDIT_SCORES, LIMIT_ADJUSTMENTS, SCORES
-from pipeline.timeutil import DAY, HOUR
+from pipeline.timeutil import DAY, HOUR, parse_time
 
 __all__ = ["EvaluationResult", "evaluate_credit", "evaluate_handbook"]
 
 SCENARIOS = {1: "amount > 220", 2: "compromised terminal", 3: "compromised customer"}
+#: Every card's limit in the handbook's history, which has no repayments and no statements.
+HANDBOOK_LIMIT_MINOR = 5_000_000
 
 
 @dataclass
@@ -85,15 +91,16 @@ def _run_pipeline(settings: Settings, path: Path, workdir: Path, options: Histor
     return written
 
 
-def _measure(scores: list[dict], adjustments: list[dict], truth: dict[str, Truth], threshold: float,
-             cut_threshold: float) -> tuple[dict[str, Any], list[ScoredPurchase]]:
+def _measure(scores: list[dict], adjustments: list[dict], truth: dict[str, Truth],
+             train_start: int, threshold: float, cut_threshold: float
+             ) -> tuple[dict[str, Any], list[ScoredPurchase]]:
     purchases = []
     for record in scores:
-        customer, micros, fraud, scenario = truth[record["transaction_id"]]
-        purchases.append(ScoredPurchase(record["transaction_id"], customer,
-                                        micros // DAY - FIRST_DAY, record["score"], fraud,
-                                        scenario))
-    test = handbook_test_set(purchases, TRAIN_START_DAY)
+        known = truth[record["transaction_id"]]
+        purchases.append(ScoredPurchase(record["transaction_id"], known.customer,
+                                        known.event_time // DAY - FIRST_DAY, record["score"],
+                                        known.fraud, known.scenario))
+    test = handbook_test_set(purchases, train_start)
     metrics: dict[str, Any] = ranking_metrics(test)
     alerted = [p for p in test if p.score >= threshold]
     frauds = [p for p in test if p.fraud]
@@ -112,10 +119,11 @@ def _measure(scores: list[dict], adjustments: list[dict], truth: dict[str, Truth
     first_alert: dict[str, int] = {}
     test_days = {p.day for p in test}
     for record in scores:
-        customer, micros, fraud, _ = truth[record["transaction_id"]]
+        known = truth[record["transaction_id"]]
+        customer, micros = known.customer, known.event_time
         if micros // DAY - FIRST_DAY not in test_days:
             continue
-        if fraud:
+        if known.fraud:
             first_fraud.setdefault(customer, micros)
         if record["score"] >= threshold and customer in first_fraud:
             first_alert.setdefault(customer, micros)
@@ -176,7 +184,7 @@ def _report(metrics: dict[str, Any], published: list[dict[str, str]], plots: lis
         "# riskstream on the Fraud Detection Handbook",
         "",
         "Replayed through the broker and worker; learned online from fraud labels released "
-        "7 days after each fraud; scored on the handbook's test week 2018-08-08..14 with "
+        f"7 days after each fraud; scored on the test week {metrics['test_week']} with "
         "already-known compromised customers removed (the handbook's protocol).",
         "",
         "| model | AUC ROC | Average Precision | Card Precision@100 |",
@@ -251,21 +259,45 @@ def _through_worker(data: Path, bootstrap: str | None, options: HistoryOptions,
                 broker.stop()
 
 
+def _test_week(truth: dict[str, Truth], test_week_start: str) -> tuple[int, str]:
+    """The protocol's first day for a test week starting on ``test_week_start``, and the week
+    as text; a week in which the history has no purchase is refused before anything runs."""
+    first_test_day = parse_time(f"{test_week_start}T00:00:00+00:00") // DAY
+    test_days = range(first_test_day, first_test_day + 7)
+    days = {known.event_time // DAY for known in truth.values()}
+    week = f"{test_week_start}..{_date(test_days[-1])}"
+    if not days.intersection(test_days):
+        span = f"{_date(min(days))}..{_date(max(days))}" if days else "no purchases at all"
+        raise EmptyTestWeekError(f"the history has no purchase in the test week {week} (it holds "
+                         f"{span}); choose the week with --test-start")
+    return train_start_day(test_week_start), week
+
+
+def _date(day: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(day * DAY // 1_000_000))
+
+
 def evaluate_handbook(data: Path, out: Path, bootstrap: str | None = None,
-                      published: Path | None = None) -> EvaluationResult:
-    out.mkdir(parents=True, exist_ok=True)
+                      published: Path | None = None,
+                      test_week_start: str = TEST_WEEK_START) -> EvaluationResult:
+    """Replay ``data`` through the broker and a worker and measure its scores under the
+    handbook's protocol, with the test week starting on ``test_week_start``."""
     started = time.monotonic()
     truth = handbook_truth(data)
+    train_start, week = _test_week(truth, test_week_start)
+    out.mkdir(parents=True, exist_ok=True)
     options = HistoryOptions(format="fdh")
     settings, written = _through_worker(
         data, bootstrap, options, (SCORES, LIMIT_ADJUSTMENTS),
-        default_limit_minor=5_000_000,  # the handbook's history has no repayments
+        default_limit_minor=HANDBOOK_LIMIT_MINOR,
     )
-    metrics, test = _measure(written[SCORES], written[LIMIT_ADJUSTMENTS], truth,
+    metrics, test = _measure(written[SCORES], written[LIMIT_ADJUSTMENTS], truth, train_start,
                              settings.alert_threshold, settings.cut_threshold)
-    plots = _plots([p.fraud for p in test], [p.score for p in test], metrics, out,
-                   "handbook test week")
-    metrics["ceiling"] = delay_ceiling(truth, options.label_delay)
+    metrics["test_week"] = week
+    labels = [p.fraud for p in test]
+    plots = (_plots(labels, [p.score for p in test], metrics, out, f"test week {week}")
+             if 0 < sum(labels) < len(labels) else [])
+    metrics["ceiling"] = delay_ceiling(truth, options.label_delay, train_start)
     if published is None:
         published = data.parent / "fdh_published_ch3_baseline.csv"
     report = _report(metrics, _published(published), plots, out, time.monotonic() - started)

@@ -2,7 +2,7 @@
 
 from pipeline.exceptions import RiskstreamError
 
-__all__ = ["BrokerError", "ConfigurationError", "RiskstreamError"]
+__all__ = ["BrokerError", "ConfigurationError", "EmptyTestWeekError", "RiskstreamError"]
 
 
 class ConfigurationError(RiskstreamError):
@@ -11,3 +11,7 @@ class ConfigurationError(RiskstreamError):
 
 class BrokerError(RiskstreamError):
     """The broker could not be started, reached or used."""
+
+
+class EmptyTestWeekError(RiskstreamError):
+    """An evaluation's test week in which the history has no purchase."""

@@ -15,7 +15,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.timeutil import DAY, parse_time
+
 __all__ = [
+    "DELAY_DAYS",
+    "FIRST_DAY",
+    "TEST_WEEK_START",
+    "TRAIN_DAYS",
+    "TRAIN_START_DAY",
     "ScoredPurchase",
     "average_precision",
     "card_precision_at_k",
@@ -25,7 +32,30 @@ __all__ = [
     "ranking_metrics",
     "roc_auc",
     "roc_curve",
+    "train_start_day",
 ]
+
+#: The handbook's first day, 2018-04-01, in days since the epoch: days are counted from it.
+FIRST_DAY = parse_time("2018-04-01T00:00:00Z") // DAY
+#: The first day of the handbook's chapter 3 test week (2018-08-08..14).
+TEST_WEEK_START = "2018-08-08"
+#: The protocol's two weeks before its test week: training, then the label delay.
+TRAIN_DAYS = DELAY_DAYS = 7
+
+
+def train_start_day(test_week_start: str) -> int:
+    """The first (training) day of the protocol whose test week starts on ``test_week_start``
+    (a UTC date, ``YYYY-MM-DD``), in days since :data:`FIRST_DAY`.
+
+    >>> train_start_day(TEST_WEEK_START)  # the handbook's 2018-07-25
+    115
+    """
+    first_test_day = parse_time(f"{test_week_start}T00:00:00+00:00") // DAY
+    return first_test_day - FIRST_DAY - TRAIN_DAYS - DELAY_DAYS
+
+
+#: The handbook's chapter 3 protocol, as days since its first day.
+TRAIN_START_DAY = train_start_day(TEST_WEEK_START)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +141,8 @@ def precision_recall_curve(labels: Sequence[bool], scores: Sequence[float]
 
 
 def handbook_test_set(
-    purchases: Iterable[ScoredPurchase], train_start_day: int, train_days: int = 7,
-    delay_days: int = 7, test_days: int = 7,
+    purchases: Iterable[ScoredPurchase], train_start_day: int, train_days: int = TRAIN_DAYS,
+    delay_days: int = DELAY_DAYS, test_days: int = 7,
 ) -> list[ScoredPurchase]:
     """The handbook's test set: the ``test_days`` after training plus ``delay_days``, without
     the customers whose fraud was known by then (``get_train_test_set``)."""

@@ -24,6 +24,8 @@ from pipeline.adapters import read_fdh
 from pipeline.config import RiskConfig
 from pipeline.engine import RiskEngine
 from pipeline.evaluation import (
+    FIRST_DAY,
+    TRAIN_START_DAY,
     ScoredPurchase,
     handbook_test_set,
     ranking_metrics,
@@ -31,12 +33,10 @@ from pipeline.evaluation import (
 from pipeline.events import Event, Transaction
 from pipeline.scoring import Scored
 from pipeline.sources import Rejection
-from pipeline.timeutil import DAY, parse_time
+from pipeline.timeutil import DAY
 
 __all__ = [
-    "FIRST_DAY",
     "HANDBOOK_FEATURES",
-    "TRAIN_START_DAY",
     "Truth",
     "delay_ceiling",
     "handbook_metrics",
@@ -72,11 +72,6 @@ def handbook_row(features: dict[str, float]) -> dict[str, float]:
             for column, (name, divisor) in HANDBOOK_FEATURES.items()}
 
 
-#: The handbook's first day, 2018-04-01, in days since the epoch.
-FIRST_DAY = parse_time("2018-04-01T00:00:00Z") // DAY
-#: The handbook's chapter 3 split: training week, then a week of label delay, then the test
-#: week (2018-08-08..14); as days since its first day.
-TRAIN_START_DAY = 115
 
 
 class Truth(NamedTuple):

@@ -10,13 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.evaluation import (
+    FIRST_DAY,
     ScoredPurchase,
     average_precision,
     card_precision_at_k,
     handbook_test_set,
     roc_auc,
 )
-from pipeline.handbook import FIRST_DAY, delay_ceiling, handbook_truth, hidden_by_delay
+from pipeline.handbook import delay_ceiling, handbook_truth, hidden_by_delay
 
 
 def _brute_auc(labels: list[bool], scores: list[float]) -> float:
