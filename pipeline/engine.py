@@ -76,8 +76,12 @@ class RiskEngine:
         self.watermark: int | None = None
         self._expiries: list[tuple[int, str, str]] = []
         self.observer: PurchaseObserver | None = None
-        #: Purchases whose label is not known yet, with the supervised model's inputs.
-        self.pending_labels = PendingLabels(self.config.label_delay, self.config.negative_share)
+        #: Purchases whose label is not known yet, with the supervised model's inputs. One is
+        #: learned as legitimate only when its label could no longer be applied (a label
+        #: released at the delay may arrive up to ``allowed_lateness`` after purchases that
+        #: follow it, from another topic): otherwise that fraud would be learned as legitimate.
+        self.pending_labels = PendingLabels(self.config.label_delay + self.config.allowed_lateness,
+                                            self.config.negative_share)
         #: Default risk of the credit lines, and when each billing cycle's performance window
         #: closes: (time, user id, cycle number).
         self.default_model = DefaultModel()

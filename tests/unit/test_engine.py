@@ -316,6 +316,21 @@ def test_the_classifier_learns_only_from_released_labels_and_then_ranks_fraud_hi
     assert scores[0] > 0.5 > scores[1]
 
 
+def test_a_fraud_label_applied_after_later_purchases_within_the_lateness_is_learned_as_fraud(
+) -> None:
+    """A label released at the label delay comes from another topic than the purchases, so it
+    may be applied after purchases up to ``allowed_lateness`` later: its purchase must still be
+    waiting for it, not learned as legitimate already."""
+    config = RiskConfig(negative_share=1.0)
+    engine = RiskEngine(config)
+    classifier = engine.scorer.classifier
+    purchase = tx("u1", T0, 5_000)
+    released = T0 + config.label_delay
+    run(engine, [purchase, tx("u2", released + config.allowed_lateness - MINUTE, 5_000),
+                 label("u1", released, "fraud", purchase.event_id)])
+    assert (classifier.frauds_seen, classifier.learned) == (1, 1)
+
+
 def test_a_burst_of_large_purchases_stays_far_above_the_users_median() -> None:
     """A compromised card: a third of the purchases five times the usual amount. The 30-day
     mean follows the burst; the median does not, so the ratio to it stays large."""
