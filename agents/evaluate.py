@@ -268,8 +268,8 @@ def _test_week(truth: dict[str, Truth], test_week_start: str) -> tuple[int, str]
     week = f"{test_week_start}..{_date(test_days[-1])}"
     if not days.intersection(test_days):
         span = f"{_date(min(days))}..{_date(max(days))}" if days else "no purchases at all"
-        raise EmptyTestWeekError(f"the history has no purchase in the test week {week} (it holds "
-                         f"{span}); choose the week with --test-start")
+        raise EmptyTestWeekError(f"the history has no purchase in the test week {week} "
+                                 f"(it holds {span}); choose the week with --test-start")
     return train_start_day(test_week_start), week
 
 
