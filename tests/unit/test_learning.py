@@ -1,7 +1,8 @@
-"""The fraud classifier's folded scoring against river's own prediction."""
+"""The fraud classifier's folded and averaged scoring against river's own prediction."""
 
 from __future__ import annotations
 
+import math
 import pickle
 import random
 from array import array
@@ -24,7 +25,7 @@ def random_inputs(rng: random.Random) -> array:
 @pytest.mark.parametrize("seed", range(3))
 def test_folded_score_is_rivers_probability_after_every_learning_step(seed: int) -> None:
     rng = random.Random(seed)
-    classifier = FraudClassifier(min_frauds=1)
+    classifier = FraudClassifier(min_frauds=1, average_window=1)  # the model as it is
     for step in range(400):
         inputs = random_inputs(rng)
         # Fraud depends on a few inputs, so the weights grow far from zero.
@@ -46,3 +47,38 @@ def test_a_cold_classifier_scores_zero() -> None:
     inputs = array("f", [1.0] * len(INPUTS))
     classifier.learn_one(inputs, True)
     assert classifier.score_one(inputs) == 0.0
+
+
+def _logit(probability: float) -> float:
+    return math.log(probability / (1.0 - probability))
+
+
+@pytest.mark.parametrize("window", [1, 50])
+def test_the_score_is_the_more_cautious_of_the_model_and_its_average(window: int) -> None:
+    """For a fixed purchase a linear model's logit is linear in its parameters, so the
+    averaged model's logit is the average of river's logits after each learning step: uniform
+    from the step the model became warm until ``window`` steps, then exponential."""
+    rng = random.Random(7)
+    classifier = FraudClassifier(min_frauds=5, average_window=window)
+    probe = random_inputs(rng)
+    averaged: float | None = None
+    steps = 0
+    cautious = 0
+    for _ in range(300):
+        inputs = random_inputs(rng)
+        classifier.learn_one(inputs, inputs[0] + inputs[7] - inputs[12] > 2.0)
+        now = _logit(river_probability(classifier, probe))
+        if not classifier.warm or averaged is None:
+            averaged, steps = now, 1
+        else:
+            steps += 1
+            rate = max(1.0 / steps, 1.0 / window)
+            averaged = (1.0 - rate) * averaged + rate * now
+        if classifier.warm:
+            expected = min(now, averaged)
+            cautious += averaged < now
+            assert _logit(classifier.score_one(probe)) == pytest.approx(expected, abs=1e-9)
+    # The average was the more cautious one often enough for the test to mean something.
+    assert cautious > (50 if window > 1 else -1)
+    copy = pickle.loads(pickle.dumps(classifier))
+    assert copy.score_one(probe) == classifier.score_one(probe)
