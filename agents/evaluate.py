@@ -94,12 +94,9 @@ def _run_pipeline(settings: Settings, path: Path, workdir: Path, options: Histor
 def _measure(scores: list[dict], adjustments: list[dict], truth: dict[str, Truth],
              train_start: int, threshold: float, cut_threshold: float
              ) -> tuple[dict[str, Any], list[ScoredPurchase]]:
-    purchases = []
-    for record in scores:
-        known = truth[record["transaction_id"]]
-        purchases.append(ScoredPurchase(record["transaction_id"], known.customer,
-                                        known.event_time // DAY - FIRST_DAY, record["score"],
-                                        known.fraud, known.scenario))
+    purchases = [truth[record["transaction_id"]].scored(record["transaction_id"],
+                                                         record["score"])
+                 for record in scores]
     test = handbook_test_set(purchases, train_start)
     metrics: dict[str, Any] = ranking_metrics(test)
     alerted = [p for p in test if p.score >= threshold]

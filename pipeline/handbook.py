@@ -72,14 +72,17 @@ def handbook_row(features: dict[str, float]) -> dict[str, float]:
             for column, (name, divisor) in HANDBOOK_FEATURES.items()}
 
 
-
-
 class Truth(NamedTuple):
     customer: str
     event_time: int
     fraud: bool
     scenario: int
     terminal: int
+
+    def scored(self, transaction_id: str, score: float) -> ScoredPurchase:
+        """This purchase, given ``score``, as the evaluation protocol counts it."""
+        return ScoredPurchase(transaction_id, self.customer, self.event_time // DAY - FIRST_DAY,
+                              score, self.fraud, self.scenario)
 
 
 def handbook_truth(path: Path) -> dict[str, Truth]:
@@ -139,9 +142,7 @@ def score_history(
     scored: list[ScoredPurchase] = []
 
     def observe(tx: Transaction, _features: dict[str, float], result: Scored) -> None:
-        known = truth[tx.event_id]
-        scored.append(ScoredPurchase(tx.event_id, tx.user_id, tx.event_time // DAY - FIRST_DAY,
-                                     result.score, known.fraud, known.scenario))
+        scored.append(truth[tx.event_id].scored(tx.event_id, result.score))
 
     engine.observer = observe
     for event in _events(path, engine.config.label_delay):
@@ -198,10 +199,6 @@ def delay_ceiling(truth: dict[str, Truth], delay: int = 7 * DAY,
     hidden = hidden_by_delay([known.terminal for _, known in rows],
                              [known.event_time for _, known in rows],
                              [known.scenario for _, known in rows], delay)
-    purchases = [
-        ScoredPurchase(tx, known.customer, known.event_time // DAY - FIRST_DAY,
-                       1.0 if known.fraud and not is_hidden else 0.0, known.fraud,
-                       known.scenario)
-        for (tx, known), is_hidden in zip(rows, hidden, strict=True)
-    ]
+    purchases = [known.scored(tx, 1.0 if known.fraud and not is_hidden else 0.0)
+                 for (tx, known), is_hidden in zip(rows, hidden, strict=True)]
     return handbook_metrics(purchases, train_start_day)
