@@ -36,6 +36,7 @@ from agents.worker import PipelineWorker
 from pipeline.adapters import uci_defaults
 from pipeline.evaluation import (
     FIRST_DAY,
+    TEST_DAYS,
     TEST_WEEK_START,
     ScoredPurchase,
     credit_metrics,
@@ -260,7 +261,7 @@ def _test_week(truth: dict[str, Truth], test_week_start: str) -> tuple[int, str]
     """The protocol's first day for a test week starting on ``test_week_start``, and the week
     as text; a week in which the history has no purchase is refused before anything runs."""
     first_test_day = parse_time(f"{test_week_start}T00:00:00+00:00") // DAY
-    test_days = range(first_test_day, first_test_day + 7)
+    test_days = range(first_test_day, first_test_day + TEST_DAYS)
     days = {known.event_time // DAY for known in truth.values()}
     week = f"{test_week_start}..{_date(test_days[-1])}"
     if not days.intersection(test_days):

@@ -48,12 +48,14 @@ def client_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-async def caught_up(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool | None:
-    """Whether ``consumer`` has read ``tp`` up to the high watermark of its last fetch (None:
-    no fetch yet). The fetch's watermark, not ListOffsets: the embedded broker answers the
-    latter wrongly (tests/integration)."""
+async def caught_up(consumer: AIOKafkaConsumer, tp: TopicPartition, seen: int = 0
+                    ) -> bool | None:
+    """Whether ``consumer`` has read ``tp`` up to the high watermark of its last fetch, and to
+    ``seen``, an offset another reader has seen the partition reach (None: no fetch yet). The
+    fetch's watermark, not ListOffsets: the embedded broker answers the latter wrongly
+    (tests/integration)."""
     highwater = consumer.highwater(tp)
-    return None if highwater is None else await consumer.position(tp) >= highwater
+    return None if highwater is None else await consumer.position(tp) >= max(highwater, seen)
 
 
 def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:

@@ -192,9 +192,8 @@ class MerchantFeed:
         lateness = self.config.allowed_lateness
         for tp in consumer.assignment():
             source, _ = self._sources[tp.topic]
-            if await caught_up(consumer, tp) and (
-                    ends is None
-                    or await consumer.position(tp) >= ends.get((tp.topic, tp.partition), 0)):
+            seen = ends.get((tp.topic, tp.partition), 0) if ends else 0
+            if await caught_up(consumer, tp, seen):
                 since = self._caught_up_since.setdefault(tp, now)
                 replica.set_silent(source, tp.partition, now - since >= idle_s)
             else:

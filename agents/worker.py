@@ -290,14 +290,15 @@ class PipelineWorker(ConsumerRebalanceListener):
                     if task is None:  # revoked while the fetch was in flight
                         continue
                     self.stats.records_in += task.push(tp.topic, records, now)
-                #: How far this worker knows its inputs reach, which the replica must have
-                #: read too before it may take them for silent: its own fetches can lag ours.
+                # How far this worker has seen its inputs reach: the replica must have read
+                # that far too before it takes them for silent (its fetches can lag ours).
                 ends: dict[tuple[str, int], int] = {}
                 for tp in consumer.assignment():
                     task = self.tasks.get(tp.partition)
                     if task is not None:
-                        ends[tp.topic, tp.partition] = max(consumer.highwater(tp) or 0,
-                                                           task.expected.get(tp.topic, 0))
+                        if self.feed is not None:
+                            ends[tp.topic, tp.partition] = max(consumer.highwater(tp) or 0,
+                                                               task.expected.get(tp.topic, 0))
                         # Back-pressure: stop fetching an input whose buffer is full. The input
                         # being waited for is empty, so it is never the one paused.
                         if task.aligner.buffered(tp.topic) >= max_buffered:

@@ -20,6 +20,7 @@ from pipeline.timeutil import DAY, parse_time
 __all__ = [
     "DELAY_DAYS",
     "FIRST_DAY",
+    "TEST_DAYS",
     "TEST_WEEK_START",
     "TRAIN_DAYS",
     "TRAIN_START_DAY",
@@ -39,8 +40,9 @@ __all__ = [
 FIRST_DAY = parse_time("2018-04-01T00:00:00Z") // DAY
 #: The first day of the handbook's chapter 3 test week (2018-08-08..14).
 TEST_WEEK_START = "2018-08-08"
-#: The protocol's two weeks before its test week: training, then the label delay.
-TRAIN_DAYS = DELAY_DAYS = 7
+#: The protocol's two weeks before its test week (training, then the label delay), and the
+#: test week.
+TRAIN_DAYS = DELAY_DAYS = TEST_DAYS = 7
 
 
 def train_start_day(test_week_start: str) -> int:
@@ -142,7 +144,7 @@ def precision_recall_curve(labels: Sequence[bool], scores: Sequence[float]
 
 def handbook_test_set(
     purchases: Iterable[ScoredPurchase], train_start_day: int, train_days: int = TRAIN_DAYS,
-    delay_days: int = DELAY_DAYS, test_days: int = 7,
+    delay_days: int = DELAY_DAYS, test_days: int = TEST_DAYS,
 ) -> list[ScoredPurchase]:
     """The handbook's test set: the ``test_days`` after training plus ``delay_days``, without
     the customers whose fraud was known by then (``get_train_test_set``)."""
