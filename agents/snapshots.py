@@ -25,8 +25,9 @@ __all__ = ["PartitionSnapshot", "ReplicaSnapshot", "SnapshotStore"]
 #: Bumped whenever the state's layout changes; a snapshot of another version is refused.
 #: 2: a merchant's purchases carry whether they were unusual for their card, and the fraud
 #: classifier's merchant inputs are the ordinary-fraud risks. 3: the fraud classifier keeps
-#: its averaged model.
-_FORMAT_VERSION = 3
+#: its averaged model. 4: the default model keeps its averaged model too, and a line's inputs
+#: include the utilisations' spline terms.
+_FORMAT_VERSION = 4
 
 
 @dataclass

@@ -31,14 +31,23 @@ from __future__ import annotations
 import math
 from array import array
 
-from river import linear_model, optim, preprocessing
+from pipeline.learning import AveragedLogisticRegression, hinges, probability
 
 __all__ = ["CREDIT_INPUTS", "MAX_PENDING_CYCLES", "CreditHistory", "DefaultModel", "PendingCycle"]
 
+#: Knots of the spline terms of the utilisations: risk is not monotone in them -- an idle line
+#: (nothing owed, nothing paid) defaults more often than one used a little -- which a linear
+#: model can only draw with bends (UCI clients, prequential: AUC 0.739 -> 0.742, defaults among
+#: the safest 20 % 10.9 % -> 9.9 %; benchmarks/uci_reference.py).
+_UTILISATION_KNOTS = (0.05, 0.1, 0.2, 0.4, 0.7, 0.9)
+
+_UTILISATIONS = ("utilisation", "utilisation_previous", "utilisation_mean")
+
 CREDIT_INPUTS = (
-    "log_limit", "utilisation", "utilisation_previous", "utilisation_mean",
+    "log_limit", *_UTILISATIONS,
     "paid_share_last", "paid_share_mean", "log_paid_last",
     "late_share", "past_due", "past_due_previous", "past_due_mean",
+    *(f"{name}_over_{knot}" for name in _UTILISATIONS for knot in _UTILISATION_KNOTS),
 )
 
 #: Cycles in their performance window kept per line (a 90-day window after the due date spans
@@ -161,11 +170,11 @@ class CreditHistory:
         balance = self.balance_minor
         statements = max(self.statements, 1)
         repayments = on_time_repayments + late_repayments
-        return array("f", (
+        utilisations = (balance / limit, self.utilisation_previous,
+                        self.utilisation_sum / statements)
+        values = array("f", (
             math.log(limit),
-            balance / limit,
-            self.utilisation_previous,
-            self.utilisation_sum / statements,
+            *utilisations,
             self.paid_share_last,
             self.paid_share_sum / self.cycles if self.cycles else 1.0,
             math.log1p(self.paid_last_minor / 100),
@@ -174,19 +183,24 @@ class CreditHistory:
             float(self.past_due_previous),
             self.past_due_sum / statements,
         ))
+        for utilisation in utilisations:
+            values.extend(hinges(utilisation, _UTILISATION_KNOTS))
+        return values
 
 
-class DefaultModel:
+class DefaultModel(AveragedLogisticRegression):
     """``score_one(inputs) -> P(default)``; ``learn_one(inputs, defaulted)``.
 
-    river's logistic regression on standardised inputs. Cold until it has learned
-    ``min_defaults`` defaults and ``min_repaid`` repaid cycles.
+    river's logistic regression on standardised inputs, scored by its average over the last
+    ``average_window`` learning steps: a cycle's outcome comes from one line, and single SGD
+    steps make the model's ranking of the safest lines jitter, which the average smooths (UCI
+    clients, prequential: AUC 0.742 -> 0.747, defaults among the safest 40 % 11.0 % -> 10.5 %).
+    Cold until it has learned ``min_defaults`` defaults and ``min_repaid`` repaid cycles.
     """
 
     def __init__(self, learning_rate: float = 0.002, min_defaults: int = 30,
-                 min_repaid: int = 100) -> None:
-        self.model = preprocessing.StandardScaler() | linear_model.LogisticRegression(
-            optimizer=optim.SGD(learning_rate))
+                 min_repaid: int = 100, average_window: int = 5_000) -> None:
+        super().__init__(CREDIT_INPUTS, learning_rate, 0.0, average_window)
         self.min_defaults = min_defaults
         self.min_repaid = min_repaid
         self.defaults_seen = 0
@@ -197,11 +211,11 @@ class DefaultModel:
         return self.defaults_seen >= self.min_defaults and self.repaid_seen >= self.min_repaid
 
     def score_one(self, inputs: array) -> float:
-        return self.model.predict_proba_one(dict(zip(CREDIT_INPUTS, inputs, strict=True)))[True]
+        return probability(self.logits(inputs)[1])
 
     def learn_one(self, inputs: array, defaulted: bool) -> None:
-        self.model.learn_one(dict(zip(CREDIT_INPUTS, inputs, strict=True)), defaulted)
         if defaulted:
             self.defaults_seen += 1
         else:
             self.repaid_seen += 1
+        super().learn_one(inputs, defaulted)

@@ -30,7 +30,8 @@ from operator import mul
 
 from river import linear_model, optim, preprocessing
 
-__all__ = ["INPUTS", "FraudClassifier", "PendingLabels"]
+__all__ = ["INPUTS", "AveragedLogisticRegression", "FraudClassifier", "PendingLabels",
+           "hinges", "probability"]
 
 #: Knots of the amount's spline terms, every quarter decade (x1.78) from 1.00 to 10,000.00 in
 #: minor units: fine enough for a linear model to bend at an amount threshold (a fixed-amount
@@ -74,7 +75,7 @@ def model_inputs(features: Mapping[str, float], deviation: float, velocity: floa
         log_amount - log1p(features["prior_median_7d"]),
         to_median,
     ))
-    values.extend(_hinges(to_median, _RATIO_KNOTS))
+    values.extend(hinges(to_median, _RATIO_KNOTS))
     values.extend((
         max(-10.0, min(10.0, features["amount_z"])),
         log(features["count_1h"]), log_count_24h, log_count_7d, log_count_30d,
@@ -92,7 +93,7 @@ def model_inputs(features: Mapping[str, float], deviation: float, velocity: floa
         log1p(features["merchant_count_1d"]), log1p(features["merchant_count_7d"]),
         log1p(features["merchant_count_30d"]),
     ))
-    values.extend(_hinges(log_amount, _AMOUNT_KNOTS))
+    values.extend(hinges(log_amount, _AMOUNT_KNOTS))
     return values
 
 
@@ -102,38 +103,31 @@ def _prior_mean(amount: float, total: float, count: float) -> float:
     return (total - amount) / (count - 1.0) if count >= 2.0 else amount
 
 
-def _hinges(value: float, knots: tuple[float, ...]) -> list[float]:
+def hinges(value: float, knots: tuple[float, ...]) -> list[float]:
     """Spline terms ``max(0, value - knot)`` for sorted ``knots``: the differences to the knots
     below ``value``, then zeros."""
     below = bisect_left(knots, value)
     return [value - knot for knot in knots[:below]] + [0.0] * (len(knots) - below)
 
 
-class FraudClassifier:
-    """``score_one(inputs) -> P(fraud)``; ``learn_one(inputs, fraud)``. Cold until it has seen
-    ``min_frauds`` frauds: until then it scores 0 and the rules alone decide.
+class AveragedLogisticRegression:
+    """river's logistic regression on standardised inputs, read as two linear models: as it
+    is, and its average over the last ``average_window`` learning steps (Polyak averaging,
+    uniform until the window is full). ``logits(inputs)`` gives both.
 
-    river learns the model (a standard scaler, then a logistic regression). Scoring, once per
-    purchase against one learning step per ten, folds the scaler into the weights after each
-    learning step -- ``w * (x - mean) / std`` is ``(w / std) * x - w * mean / std`` -- and
-    takes a C-level dot product, instead of river's two dictionary passes over the inputs: the
-    same probability to rounding (a unit test holds it to river's).
-
-    A purchase gets the more cautious of two opinions: the model as it is, and its average
-    over the last ``average_window`` learning steps (Polyak averaging of the folded model,
-    uniform until the window is full). One SGD step on a rare fraud can swing the weights, and
-    the average lags behind a model still forming or a drift: a high score needs both (handbook
-    week, pure core: AP 0.727 -> 0.734, limit cuts 1,716 with 61.5 % caused by a fraud ->
-    1,463 with 71.4 %; the average alone: AP 0.739 but 1,954 cuts, 54.6 %).
+    Scoring folds river's scaler into the weights after each learning step -- ``w * (x -
+    mean) / std`` is ``(w / std) * x - w * mean / std`` -- and takes a C-level dot product,
+    instead of river's two dictionary passes over the inputs: the same probability to rounding
+    (a unit test holds it to river's). While the subclass is cold (``warm`` false) the average
+    restarts at every step, so it only averages a model that is already usable.
     """
 
-    def __init__(self, learning_rate: float = 0.02, l2: float = 1e-5, min_frauds: int = 30,
-                 average_window: int = 1_000):
+    def __init__(self, names: tuple[str, ...], learning_rate: float, l2: float,
+                 average_window: int):
+        self.names = names
         self.model = preprocessing.StandardScaler() | linear_model.LogisticRegression(
             optimizer=optim.SGD(learning_rate), l2=l2)
-        self.min_frauds = min_frauds
         self.average_window = average_window
-        self.frauds_seen = 0
         self.learned = 0
         self._folded: tuple[array, float] | None = None
         #: The folded model averaged since it became warm, and over how many steps.
@@ -142,30 +136,23 @@ class FraudClassifier:
 
     @property
     def warm(self) -> bool:
-        return self.frauds_seen >= self.min_frauds
+        return True
 
-    def score_one(self, inputs: array) -> float:
-        if not self.warm:
-            return 0.0
+    def logits(self, inputs: array) -> tuple[float, float]:
+        """The model's logit for ``inputs`` as it is, and its average's."""
         folded = self._folded
         if folded is None:
             folded = self._folded = self._fold()
         weights, intercept = folded
         logit = intercept + sum(map(mul, weights, inputs))
         averaged = self._averaged
-        if averaged is not None:
-            weights, intercept = averaged
-            logit = min(logit, intercept + sum(map(mul, weights, inputs)))
-        # river's sigmoid saturates the same way.
-        if logit < -_LOGIT_LIMIT:
-            return 0.0
-        if logit > _LOGIT_LIMIT:
-            return 1.0
-        return 1.0 / (1.0 + math.exp(-logit))
+        if averaged is None:
+            return logit, logit
+        weights, intercept = averaged
+        return logit, intercept + sum(map(mul, weights, inputs))
 
-    def learn_one(self, inputs: array, fraud: bool) -> None:
-        self.model.learn_one(dict(zip(INPUTS, inputs, strict=True)), fraud)
-        self.frauds_seen += fraud
+    def learn_one(self, inputs: array, label: bool) -> None:
+        self.model.learn_one(dict(zip(self.names, inputs, strict=True)), label)
         self.learned += 1
         self._folded = folded = self._fold()
         self._average(*folded)
@@ -188,7 +175,7 @@ class FraudClassifier:
         weights = regression.weights
         folded = array("d")
         intercept = regression.intercept
-        for name in INPUTS:
+        for name in self.names:
             variance = scaler.vars.get(name, 0.0)
             # river's scaler maps a feature with no variance (yet) to 0.
             weight = weights.get(name, 0.0) / math.sqrt(variance) if variance else 0.0
@@ -202,6 +189,47 @@ class FraudClassifier:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._folded = None
+
+
+def probability(logit: float) -> float:
+    """The sigmoid, saturated as river's is."""
+    if logit < -_LOGIT_LIMIT:
+        return 0.0
+    if logit > _LOGIT_LIMIT:
+        return 1.0
+    return 1.0 / (1.0 + math.exp(-logit))
+
+
+class FraudClassifier(AveragedLogisticRegression):
+    """``score_one(inputs) -> P(fraud)``; ``learn_one(inputs, fraud)``. Cold until it has seen
+    ``min_frauds`` frauds: until then it scores 0 and the rules alone decide.
+
+    A purchase gets the more cautious of two opinions: the model as it is, and its average
+    over the last ``average_window`` learning steps. Scoring happens once per purchase against
+    one learning step per ten. One SGD step on a rare fraud can swing the weights, and the
+    average lags behind a model still forming or a drift: a high score needs both (handbook
+    week, pure core: AP 0.727 -> 0.734, limit cuts 1,716 with 61.5 % caused by a fraud ->
+    1,463 with 71.4 %; the average alone: AP 0.739 but 1,954 cuts, 54.6 %).
+    """
+
+    def __init__(self, learning_rate: float = 0.02, l2: float = 1e-5, min_frauds: int = 30,
+                 average_window: int = 1_000):
+        super().__init__(INPUTS, learning_rate, l2, average_window)
+        self.min_frauds = min_frauds
+        self.frauds_seen = 0
+
+    @property
+    def warm(self) -> bool:
+        return self.frauds_seen >= self.min_frauds
+
+    def score_one(self, inputs: array) -> float:
+        if not self.warm:
+            return 0.0
+        return probability(min(self.logits(inputs)))
+
+    def learn_one(self, inputs: array, fraud: bool) -> None:
+        self.frauds_seen += fraud
+        super().learn_one(inputs, fraud)
 
 
 class PendingLabels:

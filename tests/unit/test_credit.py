@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 import random
+from array import array
 
 import pytest
 
 from pipeline.config import RiskConfig
-from pipeline.credit import CREDIT_INPUTS, MAX_PENDING_CYCLES, CreditHistory
+from pipeline.credit import CREDIT_INPUTS, MAX_PENDING_CYCLES, CreditHistory, DefaultModel
 from pipeline.engine import RiskEngine
 from pipeline.events import Label, Repayment, Statement, event_from_mapping
 from pipeline.exceptions import InvalidEvent
@@ -239,3 +240,23 @@ def test_on_the_uci_clients_the_default_model_ranks_well_and_raises_safer_client
     assert metrics["raised_share"] > 0.3
     assert metrics["raised_default_rate"] < 0.7 * metrics["base_rate"]
     assert metrics["frozen_precision"] > 2 * metrics["base_rate"]
+
+
+def test_the_default_model_can_rank_an_idle_line_above_a_lightly_used_one() -> None:
+    """Risk is not monotone in utilisation: idle lines and lines near their limit default more
+    than lines used a little. The utilisation's spline terms let a linear model draw that."""
+    rng = random.Random(3)
+    model = DefaultModel(min_defaults=1, min_repaid=1, average_window=2_000)
+
+    def line(utilisation: float) -> array:
+        credit = CreditHistory()
+        for _ in range(3):
+            credit.add_statement(int(utilisation * LIMIT), LIMIT, 0)
+        return credit.inputs(on_time_repayments=3, late_repayments=0)
+
+    for _ in range(20_000):
+        utilisation = rng.random()
+        risk = 0.3 if utilisation < 0.05 else 0.05 if utilisation < 0.5 else 0.4
+        model.learn_one(line(utilisation), rng.random() < risk)
+    idle, light, heavy = (model.score_one(line(u)) for u in (0.0, 0.2, 0.95))
+    assert light < idle and light < heavy

@@ -1,4 +1,4 @@
-"""The fraud classifier's folded and averaged scoring against river's own prediction."""
+"""The logistic models' folded and averaged scoring against river's own prediction."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from array import array
 
 import pytest
 
+from pipeline.credit import CREDIT_INPUTS, DefaultModel
 from pipeline.learning import INPUTS, FraudClassifier
 
 
@@ -82,3 +83,29 @@ def test_the_score_is_the_more_cautious_of_the_model_and_its_average(window: int
     assert cautious > (50 if window > 1 else -1)
     copy = pickle.loads(pickle.dumps(classifier))
     assert copy.score_one(probe) == classifier.score_one(probe)
+
+
+def test_the_default_model_scores_by_its_average() -> None:
+    """The credit side's model is read through its average alone: the logit of its score is
+    the average of river's logits after each learning step since it became warm."""
+    rng = random.Random(11)
+    model = DefaultModel(min_defaults=3, min_repaid=3, average_window=40)
+    probe = array("f", [rng.gauss(0.0, 1.0) for _ in CREDIT_INPUTS])
+    averaged: float | None = None
+    steps = differs = 0
+    for _ in range(200):
+        inputs = array("f", [rng.gauss(0.0, 1.0) for _ in CREDIT_INPUTS])
+        model.learn_one(inputs, inputs[1] - inputs[8] > 1.0)
+        now = _logit(model.model.predict_proba_one(
+            dict(zip(CREDIT_INPUTS, probe, strict=True)))[True])
+        if not model.warm or averaged is None:
+            averaged, steps = now, 1
+        else:
+            steps += 1
+            rate = max(1.0 / steps, 1.0 / model.average_window)
+            averaged = (1.0 - rate) * averaged + rate * now
+        if model.warm:
+            assert _logit(model.score_one(probe)) == pytest.approx(averaged, abs=1e-9)
+            differs += abs(averaged - now) > 1e-3
+    assert differs > 100  # the average is not the model as it is
+    assert pickle.loads(pickle.dumps(model)).score_one(probe) == model.score_one(probe)

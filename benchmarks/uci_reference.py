@@ -1,0 +1,150 @@
+"""How far can any model go on the UCI Taiwan clients? Offline references for the credit side
+(not a test; needs the UCI dev table and ``pip install -e '.[reference]'``).
+
+riskstream learns online, in event time, from the outcome of each billing cycle (see
+``pipeline/credit.py``), and is scored at each client's last bill. This script streams the same
+cohorts through the pure core, then fits batch models that riskstream cannot have -- fitted on
+everything at once, several passes, gradient-boosted trees -- to show what the data allows:
+
+- *cycle outcomes*: trained on exactly the (inputs, outcome) pairs riskstream learned from,
+  tested on UCI's label at the last bill;
+- *UCI's labels, 5-fold*: trained on UCI's own label of 80 % of the clients (the last bill's
+  inputs, or the raw table with its demographics), tested on the other 20 %.
+
+For each: the default AUC, the default rate among the safest 40 % (the issue asks for at least
+40 % raised with at most 6 % defaulting), and the largest safest share whose default rate is
+at most 6 %.
+
+    python benchmarks/uci_reference.py [--file PATH] [--cohort-size N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.adapters import read_uci_taiwan, uci_defaults  # noqa: E402
+from pipeline.config import RiskConfig  # noqa: E402
+from pipeline.credit import DefaultModel  # noqa: E402
+from pipeline.engine import RiskEngine  # noqa: E402
+from pipeline.evaluation import roc_auc  # noqa: E402
+from pipeline.events import Statement  # noqa: E402
+from pipeline.outputs import CREDIT_SCORES  # noqa: E402
+from pipeline.sources import Rejection  # noqa: E402
+
+DEFAULT_FILE = ROOT.parent / "shared" / "data" / "uci_taiwan_dev_ids_1_20000.csv"
+RAISED_SHARE, RAISED_DEFAULT_RATE = 0.40, 0.06
+
+
+class RecordingDefaultModel(DefaultModel):
+    """riskstream's default model, keeping every (inputs, outcome) pair it learns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcomes: list[tuple[list[float], bool]] = []
+
+    def learn_one(self, inputs, defaulted: bool) -> None:
+        self.outcomes.append((list(inputs), defaulted))
+        super().learn_one(inputs, defaulted)
+
+
+def stream(path: Path, cohort_size: int):
+    """The cohort replay through the pure core: riskstream's last score per client, the inputs
+    at each client's last bill, and the cycle outcomes learned."""
+    engine = RiskEngine(RiskConfig(currency="TWD", default_limit_minor=100,
+                                   max_limit_minor=10**11, emit_scores=True))
+    model = engine.default_model = RecordingDefaultModel()
+    online: dict[str, float | None] = {}
+    last_bill: dict[str, list[float]] = {}
+    for record in read_uci_taiwan(path, "TWD", cohort_size):
+        event = record.item
+        if isinstance(event, Rejection):
+            print(f"skipped {record.path}:{record.line}: {event.error}", file=sys.stderr)
+            continue
+        for output in engine.process(event):
+            if output.stream == CREDIT_SCORES:
+                online[output.value["user_id"]] = output.value["default_risk"]
+        if isinstance(event, Statement):
+            credit = engine.users[event.user_id].credit
+            last_bill[event.user_id] = list(credit.pending[-1].inputs)
+    return online, last_bill, model.outcomes
+
+
+def describe(name: str, labels: list[bool], scores: list[float]) -> str:
+    ranked = [label for _, label in sorted(zip(scores, labels, strict=True),
+                                           key=lambda pair: pair[0])]
+    safest = ranked[: int(RAISED_SHARE * len(ranked))]
+    defaults, raisable = 0, 0
+    for count, label in enumerate(ranked, 1):
+        defaults += label
+        if defaults <= RAISED_DEFAULT_RATE * count:
+            raisable = count
+    return (f"| {name} | {roc_auc(labels, scores):.3f} | {sum(safest) / len(safest):.3f} | "
+            f"{raisable / len(ranked):.3f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--file", type=Path, default=DEFAULT_FILE)
+    parser.add_argument("--cohort-size", type=int, default=250)
+    args = parser.parse_args()
+    if not args.file.exists():
+        sys.exit(f"{args.file} not found: the UCI dev table is needed for this benchmark")
+    try:
+        import lightgbm
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+    except ImportError as missing:
+        sys.exit(f"{missing.name} is missing: pip install -e '.[reference]'")
+
+    def linear():
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=5_000))
+
+    def boosted():
+        return lightgbm.LGBMClassifier(n_estimators=300, learning_rate=0.03, num_leaves=15,
+                                       verbose=-1)
+
+    defaulted = uci_defaults(args.file)
+    online, last_bill, learned = stream(args.file, args.cohort_size)
+    clients = sorted(last_bill)
+    x_last = np.array([last_bill[user] for user in clients])
+    y = np.array([defaulted[user] for user in clients])
+    x_cycles = np.array([inputs for inputs, _ in learned])
+    y_cycles = np.array([outcome for _, outcome in learned])
+    with open(args.file, encoding="utf-8", newline="") as handle:
+        raw = {f"uci-{row.pop('ID')}": row for row in csv.DictReader(handle)}
+    x_raw = np.array([[float(value) for name, value in raw[user].items()
+                       if name != "default.payment.next.month"] for user in clients])
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+
+    print(f"{len(clients):,} clients, base default rate {y.mean():.3f}; "
+          f"{len(learned):,} cycle outcomes learned online ({y_cycles.mean():.3f} defaulted)\n")
+    print(f"| model | default AUC | default rate, safest {RAISED_SHARE:.0%} | "
+          f"largest share with <= {RAISED_DEFAULT_RATE:.0%} |")
+    print("|---|---|---|---|")
+    warm = [user for user in clients if online.get(user) is not None]
+    print(describe(f"riskstream, online ({len(warm):,} clients scored warm)",
+                   [defaulted[user] for user in warm], [online[user] for user in warm]))
+    for name, model in (("logistic regression", linear()), ("gradient-boosted trees", boosted())):
+        scores = model.fit(x_cycles, y_cycles).predict_proba(x_last)[:, 1]
+        print(describe(f"{name}, batch, on the cycle outcomes", list(y), list(scores)))
+    for name, model, x in (
+        ("logistic regression, last bill's inputs", linear(), x_last),
+        ("gradient-boosted trees, last bill's inputs", boosted(), x_last),
+        ("gradient-boosted trees, raw table with demographics", boosted(), x_raw),
+    ):
+        scores = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
+        print(describe(f"{name}, on UCI's labels, 5-fold", list(y), list(scores)))
+
+
+if __name__ == "__main__":
+    main()
