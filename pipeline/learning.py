@@ -205,11 +205,11 @@ class FraudClassifier(AveragedLogisticRegression):
     ``min_frauds`` frauds: until then it scores 0 and the rules alone decide.
 
     A purchase gets the more cautious of two opinions: the model as it is, and its average
-    over the last ``average_window`` learning steps. Scoring happens once per purchase against
-    one learning step per ten. One SGD step on a rare fraud can swing the weights, and the
-    average lags behind a model still forming or a drift: a high score needs both (handbook
-    week, pure core: AP 0.727 -> 0.734, limit cuts 1,716 with 61.5 % caused by a fraud ->
-    1,463 with 71.4 %; the average alone: AP 0.739 but 1,954 cuts, 54.6 %).
+    over the last ``average_window`` learning steps. One SGD step on a rare fraud can swing
+    the weights, and the average lags behind a model still forming or a drift: a high score
+    needs both (handbook week, pure core: AP 0.727 -> 0.734, limit cuts 1,716 with 61.5 %
+    caused by a fraud -> 1,463 with 71.4 %; the average alone: AP 0.739 but 1,954 cuts,
+    54.6 %).
     """
 
     def __init__(self, learning_rate: float = 0.02, l2: float = 1e-5, min_frauds: int = 30,
