@@ -203,17 +203,27 @@ def credit_metrics(
     raised: set[str],
     frozen: set[str],
     shares: Sequence[float] = (0.2, 0.4, 0.6),
+    target_default_rate: float = 0.06,
 ) -> dict[str, Any]:
     """The credit side's figures: the default ranking of every client a warm model scored,
     and the default rates among the raised and the frozen (all clients count for the shares).
+    ``largest_safe_share``: the largest share of the scored clients, safest first, among whom
+    at most ``target_default_rate`` defaulted -- how far raises could go on this ranking.
 
     >>> m = credit_metrics({"a": 0.1, "b": 0.9, "c": None}, {"a": False, "b": True, "c": True},
     ...                    raised={"a"}, frozen={"b"})
     >>> m["auc_roc"], m["raised_share"], m["raised_default_rate"], m["frozen_precision"]
     (1.0, 0.3333333333333333, 0.0, 1.0)
+    >>> m["largest_safe_share"]
+    0.5
     """
     scored = sorted((risk, user) for user, risk in latest_risk.items() if risk is not None)
     labels = [defaulted[user] for _, user in scored]
+    safe = defaults = 0
+    for count, label in enumerate(labels, 1):
+        defaults += label
+        if defaults <= target_default_rate * count:
+            safe = count
     values = [risk for risk, _ in scored]
     clients = len(defaulted)
     defaulters = sum(defaulted.values())
@@ -238,4 +248,6 @@ def credit_metrics(
             (share, rate(user for _, user in scored[: int(share * len(scored))]))
             for share in shares
         ],
+        "target_default_rate": target_default_rate,
+        "largest_safe_share": safe / len(scored) if scored else float("nan"),
     }

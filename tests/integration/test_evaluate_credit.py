@@ -56,6 +56,8 @@ def test_the_credit_evaluation_measures_the_default_risk_the_worker_wrote(
     assert metrics["raised_default_rate"] < 0.5 * metrics["base_rate"]
     report = result.report.read_text()
     assert f"default AUC ROC **{metrics['auc_roc']:.3f}**" in report
+    assert 0 < metrics["largest_safe_share"] < 1
+    assert f"defaulting: **{metrics['largest_safe_share']:.3f}**" in report
     for picture in ("roc.png", "precision_recall.png"):
         assert (tmp_path / "report" / picture).stat().st_size > 1_000
 
