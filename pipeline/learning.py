@@ -15,7 +15,8 @@ the purchase features -- amounts against the user's own history (its means, and 
 which a compromised card's burst of large purchases cannot move), velocity, merchant risk
 (from the frauds its cards' own habits do not explain), the unsupervised parts of the risk
 score -- plus spline terms of the amount and of its ratio to the user's median, so a linear
-model can bend.
+model can bend. It is an :class:`AveragedLogisticRegression`, as is the credit side's default
+model (:mod:`pipeline.credit`).
 """
 
 from __future__ import annotations
