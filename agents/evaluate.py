@@ -40,6 +40,7 @@ from pipeline.evaluation import (
     TEST_WEEK_START,
     ScoredPurchase,
     credit_metrics,
+    epoch_day,
     handbook_test_set,
     precision_recall_curve,
     ranking_metrics,
@@ -49,7 +50,7 @@ from pipeline.evaluation import (
 from pipeline.handbook import Truth, delay_ceiling, handbook_truth
 from pipeline.history import HistoryOptions
 from pipeline.outputs import CREDIT_SCORES, LIMIT_ADJUSTMENTS, SCORES
-from pipeline.timeutil import DAY, HOUR, parse_time
+from pipeline.timeutil import DAY, HOUR, format_time
 
 __all__ = ["EvaluationResult", "evaluate_credit", "evaluate_handbook"]
 
@@ -260,7 +261,7 @@ def _through_worker(data: Path, bootstrap: str | None, options: HistoryOptions,
 def _test_week(truth: dict[str, Truth], test_week_start: str) -> tuple[int, str]:
     """The protocol's first day for a test week starting on ``test_week_start``, and the week
     as text; a week in which the history has no purchase is refused before anything runs."""
-    first_test_day = parse_time(f"{test_week_start}T00:00:00+00:00") // DAY
+    first_test_day = epoch_day(test_week_start)
     test_days = range(first_test_day, first_test_day + TEST_DAYS)
     days = {known.event_time // DAY for known in truth.values()}
     week = f"{test_week_start}..{_date(test_days[-1])}"
@@ -272,7 +273,7 @@ def _test_week(truth: dict[str, Truth], test_week_start: str) -> tuple[int, str]
 
 
 def _date(day: int) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(day * DAY // 1_000_000))
+    return format_time(day * DAY)[:10]
 
 
 def evaluate_handbook(data: Path, out: Path, bootstrap: str | None = None,

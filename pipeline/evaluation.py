@@ -28,6 +28,7 @@ __all__ = [
     "average_precision",
     "card_precision_at_k",
     "credit_metrics",
+    "epoch_day",
     "handbook_test_set",
     "precision_recall_curve",
     "ranking_metrics",
@@ -45,6 +46,15 @@ TEST_WEEK_START = "2018-08-08"
 TRAIN_DAYS = DELAY_DAYS = TEST_DAYS = 7
 
 
+def epoch_day(date: str) -> int:
+    """A UTC date, ``YYYY-MM-DD``, in days since the epoch.
+
+    >>> epoch_day(TEST_WEEK_START) - FIRST_DAY
+    129
+    """
+    return parse_time(f"{date}T00:00:00+00:00") // DAY
+
+
 def train_start_day(test_week_start: str) -> int:
     """The first (training) day of the protocol whose test week starts on ``test_week_start``
     (a UTC date, ``YYYY-MM-DD``), in days since :data:`FIRST_DAY`.
@@ -52,8 +62,7 @@ def train_start_day(test_week_start: str) -> int:
     >>> train_start_day(TEST_WEEK_START)  # the handbook's 2018-07-25
     115
     """
-    first_test_day = parse_time(f"{test_week_start}T00:00:00+00:00") // DAY
-    return first_test_day - FIRST_DAY - TRAIN_DAYS - DELAY_DAYS
+    return epoch_day(test_week_start) - FIRST_DAY - TRAIN_DAYS - DELAY_DAYS
 
 
 #: The handbook's chapter 3 protocol, as days since its first day.

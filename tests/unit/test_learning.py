@@ -10,11 +10,11 @@ from array import array
 import pytest
 
 from pipeline.credit import CREDIT_INPUTS, DefaultModel
-from pipeline.learning import INPUTS, FraudClassifier
+from pipeline.learning import INPUTS, AveragedLogisticRegression, FraudClassifier
 
 
-def river_probability(classifier: FraudClassifier, inputs: array) -> float:
-    return classifier.model.predict_proba_one(dict(zip(INPUTS, inputs, strict=True)))[True]
+def river_probability(model: AveragedLogisticRegression, inputs: array) -> float:
+    return model.model.predict_proba_one(dict(zip(model.names, inputs, strict=True)))[True]
 
 
 def random_inputs(rng: random.Random) -> array:
@@ -54,27 +54,38 @@ def _logit(probability: float) -> float:
     return math.log(probability / (1.0 - probability))
 
 
+class ExpectedAverage:
+    """For a fixed input a linear model's logit is linear in its parameters, so the averaged
+    model's logit is the average of river's logits after each learning step: restarted while
+    the model is cold, uniform until ``window`` steps, then exponential."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.value: float | None = None
+        self.steps = 0
+
+    def update(self, now: float, warm: bool) -> float:
+        if not warm or self.value is None:
+            self.value, self.steps = now, 1
+        else:
+            self.steps += 1
+            rate = max(1.0 / self.steps, 1.0 / self.window)
+            self.value = (1.0 - rate) * self.value + rate * now
+        return self.value
+
+
 @pytest.mark.parametrize("window", [1, 50])
 def test_the_score_is_the_more_cautious_of_the_model_and_its_average(window: int) -> None:
-    """For a fixed purchase a linear model's logit is linear in its parameters, so the
-    averaged model's logit is the average of river's logits after each learning step: uniform
-    from the step the model became warm until ``window`` steps, then exponential."""
     rng = random.Random(7)
     classifier = FraudClassifier(min_frauds=5, average_window=window)
     probe = random_inputs(rng)
-    averaged: float | None = None
-    steps = 0
+    expected_average = ExpectedAverage(window)
     cautious = 0
     for _ in range(300):
         inputs = random_inputs(rng)
         classifier.learn_one(inputs, inputs[0] + inputs[7] - inputs[12] > 2.0)
         now = _logit(river_probability(classifier, probe))
-        if not classifier.warm or averaged is None:
-            averaged, steps = now, 1
-        else:
-            steps += 1
-            rate = max(1.0 / steps, 1.0 / window)
-            averaged = (1.0 - rate) * averaged + rate * now
+        averaged = expected_average.update(now, classifier.warm)
         if classifier.warm:
             expected = min(now, averaged)
             cautious += averaged < now
@@ -86,24 +97,17 @@ def test_the_score_is_the_more_cautious_of_the_model_and_its_average(window: int
 
 
 def test_the_default_model_scores_by_its_average() -> None:
-    """The credit side's model is read through its average alone: the logit of its score is
-    the average of river's logits after each learning step since it became warm."""
+    """The credit side's model is read through its average alone."""
     rng = random.Random(11)
     model = DefaultModel(min_defaults=3, min_repaid=3, average_window=40)
     probe = array("f", [rng.gauss(0.0, 1.0) for _ in CREDIT_INPUTS])
-    averaged: float | None = None
-    steps = differs = 0
+    expected_average = ExpectedAverage(model.average_window)
+    differs = 0
     for _ in range(200):
         inputs = array("f", [rng.gauss(0.0, 1.0) for _ in CREDIT_INPUTS])
         model.learn_one(inputs, inputs[1] - inputs[8] > 1.0)
-        now = _logit(model.model.predict_proba_one(
-            dict(zip(CREDIT_INPUTS, probe, strict=True)))[True])
-        if not model.warm or averaged is None:
-            averaged, steps = now, 1
-        else:
-            steps += 1
-            rate = max(1.0 / steps, 1.0 / model.average_window)
-            averaged = (1.0 - rate) * averaged + rate * now
+        now = _logit(river_probability(model, probe))
+        averaged = expected_average.update(now, model.warm)
         if model.warm:
             assert _logit(model.score_one(probe)) == pytest.approx(averaged, abs=1e-9)
             differs += abs(averaged - now) > 1e-3
