@@ -26,8 +26,9 @@ __all__ = ["PartitionSnapshot", "ReplicaSnapshot", "SnapshotStore"]
 #: 2: a merchant's purchases carry whether they were unusual for their card, and the fraud
 #: classifier's merchant inputs are the ordinary-fraud risks. 3: the fraud classifier keeps
 #: its averaged model. 4: the default model keeps its averaged model too, and a line's inputs
-#: include the utilisations' spline terms.
-_FORMAT_VERSION = 4
+#: include the utilisations' spline terms. 5: the fraud classifier's inputs include the
+#: merchant's fraud run.
+_FORMAT_VERSION = 5
 
 
 @dataclass

@@ -284,6 +284,29 @@ def test_a_fraud_far_above_its_cards_habits_is_not_held_against_its_merchant() -
         assert seen[-1]["merchant_ordinary_risk_latest"] == ordinary
 
 
+def test_a_merchants_fraud_run_dates_from_its_first_known_fraud_after_a_legitimate_purchase(
+) -> None:
+    engine = RiskEngine()
+    seen: list[dict[str, float]] = []
+    engine.observer = lambda _tx, features, _scored: seen.append(features)
+    # A terminal: an ordinary purchase on day 0, then compromised from day 2 (a fraud a day).
+    frauds = [tx(f"card{day}", T0 + day * DAY, 5_000, merchant="terminal") for day in (2, 3, 4)]
+    run(engine, [tx("card0", T0, 5_000, merchant="terminal"), *frauds])
+    # Day 10: the frauds of days 2 and 3 are known (7 days late), that of day 4 is not yet.
+    run(engine, [label(f.user_id, f.event_time + 7 * DAY, "fraud", f.event_id) for f in frauds[:2]])
+    run(engine, [tx("card5", T0 + 10 * DAY, 5_000, merchant="terminal")])
+    assert seen[-1]["merchant_fraud_run_days"] == 8.0  # began on day 2
+    assert seen[-1]["merchant_fraud_run_length"] == 2.0  # the purchase of day 4 is 6 days back
+    # Day 11: the day-4 purchase is 7 days back but still unlabelled, so the run is over.
+    run(engine, [tx("card6", T0 + 11 * DAY, 5_000, merchant="terminal")])
+    assert seen[-1]["merchant_fraud_run_days"] == seen[-1]["merchant_fraud_run_length"] == 0.0
+    # Its label arrives: the run is three frauds long and still began on day 2.
+    run(engine, [label(frauds[2].user_id, T0 + 11 * DAY + HOUR, "fraud", frauds[2].event_id),
+                 tx("card7", T0 + 11 * DAY + 2 * HOUR, 5_000, merchant="terminal")])
+    assert seen[-1]["merchant_fraud_run_length"] == 3.0
+    assert seen[-1]["merchant_fraud_run_days"] == pytest.approx(9 + 2 / 24)
+
+
 def test_the_classifier_learns_only_from_released_labels_and_then_ranks_fraud_higher() -> None:
     config = RiskConfig(negative_share=1.0)
     engine = RiskEngine(config)

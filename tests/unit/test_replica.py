@@ -23,6 +23,7 @@ MERCHANT_FEATURES = [
     *(f"merchant_{kind}_{name}" for name in MERCHANT_SPANS
       for kind in ("count", "risk", "ordinary_risk")),
     "merchant_risk_latest", "merchant_ordinary_risk_latest",
+    "merchant_fraud_run_days", "merchant_fraud_run_length",
 ]
 
 
@@ -55,6 +56,7 @@ def one_engine_over_everything(events: list[Event]) -> dict[str, list[float]]:
 def test_partitioned_engines_with_the_replica_see_what_one_engine_sees(events) -> None:
     expected = one_engine_over_everything(events)
     assert sum(1 for values in expected.values() if any(values[1::2])) > 5  # frauds known
+    assert sum(1 for values in expected.values() if values[-1]) > 5  # fraud runs among them
 
     replica = MerchantReplica(RiskConfig(), PARTITIONS)
     for event in events:
