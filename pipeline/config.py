@@ -34,8 +34,9 @@ class RiskConfig:
     deviation_z_midpoint: float = 4.0
     #: Purchases in the last hour at which the velocity part of the score is 0.5.
     velocity_midpoint_1h: float = 4.0
-    #: How much the unsupervised anomaly model and velocity can add on their own. Kept below
-    #: the alert threshold so neither alerts without a deviation from the user's own habits.
+    #: How much the unsupervised anomaly model and velocity can add on their own while the
+    #: classifier is cold (then they are its inputs). Kept below the alert threshold so
+    #: neither alerts without a deviation from the user's own habits.
     anomaly_weight: float = 0.3
     velocity_weight: float = 0.5
 
@@ -86,7 +87,8 @@ class RiskConfig:
     label_delay: int = 7 * DAY
     #: Share of legitimate purchases the supervised model learns from (fraud is under 1 %).
     negative_share: float = 0.1
-    #: Weight of the supervised fraud probability in the score, once the model is warm.
+    #: Weight of the supervised fraud probability in the score, once the model is warm (the
+    #: score is then the larger of it and the deviation part).
     supervised_weight: float = 1.0
 
     #: Emit every purchase's score to the ``scores`` stream (evaluation; costs throughput).

@@ -8,7 +8,7 @@ the same things in the same order. Fraud is rare (under 1 %), so only a determin
 legitimate purchases is learned from (``negative_share``, by id hash): a ranking model needs their
 variety, not their number, and learning time shrinks tenfold. The odds it gives are then
 inflated by a constant factor (1 / share), which a ranking does not mind; alert thresholds apply to
-the combined score.
+the risk score (:class:`pipeline.scoring.RiskScorer`).
 
 :class:`FraudClassifier` is river's logistic regression on standardised, fixed transforms of
 the purchase features -- amounts against the user's own history (its means, and its medians,

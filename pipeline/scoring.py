@@ -129,8 +129,15 @@ class Scored:
 
 class RiskScorer:
     """Deviation from the user's own baseline, velocity, an online anomaly model and a
-    classifier learned from late labels, combined as a noisy-OR: each part alone can push the
-    score up, none can pull it down. The classifier also sees the other parts as inputs.
+    classifier learned from late labels.
+
+    While the classifier is cold the rules decide, combined as a noisy-OR: each part alone can
+    push the score up, none can pull it down. Once it is warm the classifier decides: it has
+    the other parts as inputs and has learned from the labels what each is worth, so adding
+    them again only blurs its ranking (handbook, pure core: AP 0.748 -> 0.752, limit cuts 69 %
+    -> 73 % caused by a fraud; higher AP on all eight test weeks measured). The deviation from
+    the user's own habits stays as a guard rail: a purchase far above anything its user does
+    scores at least its deviation, whatever the labels have taught (behaviour B).
     """
 
     def __init__(self, config: RiskConfig, anomaly_scorer: AnomalyScorer | None = None,
@@ -151,14 +158,17 @@ class RiskScorer:
         deviation = _sigmoid(1.5 * (x["amount_z"] - cfg.deviation_z_midpoint))
         velocity = _sigmoid(x["count_1h"] - cfg.velocity_midpoint_1h)
         inputs = model_inputs(x, deviation, velocity, anomaly_score)
-        supervised = self.classifier.score_one(inputs)
-        keep = (
-            (1.0 - deviation)
-            * (1.0 - cfg.anomaly_weight * anomaly_score)
-            * (1.0 - cfg.velocity_weight * velocity)
-            * (1.0 - cfg.supervised_weight * supervised)
-        )
-        return Scored(1.0 - keep, deviation, anomaly_score, velocity, supervised, inputs)
+        if self.classifier.warm:
+            supervised = self.classifier.score_one(inputs)
+            score = max(deviation, cfg.supervised_weight * supervised)
+        else:
+            supervised = 0.0
+            score = 1.0 - (
+                (1.0 - deviation)
+                * (1.0 - cfg.anomaly_weight * anomaly_score)
+                * (1.0 - cfg.velocity_weight * velocity)
+            )
+        return Scored(score, deviation, anomaly_score, velocity, supervised, inputs)
 
     def score_one(self, x: Features) -> float:
         return self.explain_one(x).score

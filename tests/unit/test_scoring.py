@@ -1,4 +1,5 @@
-"""The anomaly model's fused score-and-learn walk against river's own score_one and learn_one."""
+"""The anomaly model's fused score-and-learn walk against river's own score_one and learn_one,
+and how the risk score combines its parts before and after the classifier is warm."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import random
 
 import pytest
 
-from pipeline.scoring import AnomalyScorer
+from pipeline.config import RiskConfig
+from pipeline.demo import generate_demo_history
+from pipeline.engine import RiskEngine
+from pipeline.events import event_from_mapping
+from pipeline.learning import FraudClassifier
+from pipeline.scoring import AnomalyScorer, RiskScorer
 
 
 def random_purchase(rng: random.Random) -> dict[str, float]:
@@ -43,3 +49,38 @@ def test_fused_walk_scores_and_learns_exactly_as_river(seed: int) -> None:
     assert masses(fused) == masses(rivers)
     assert fused.model.counter == rivers.model.counter
     assert len(set(scores[30:])) > 20  # the scores after the first window really vary
+
+
+def demo_purchase_features(purchases: int) -> list[dict[str, float]]:
+    """Features of real purchases, as the engine computes them."""
+    engine = RiskEngine()
+    seen: list[dict[str, float]] = []
+    engine.observer = lambda _tx, features, _scored: seen.append(dict(features))
+    for record in generate_demo_history(users=40, months=1, seed=3).events:
+        engine.process(event_from_mapping(record))
+        if len(seen) >= purchases:
+            break
+    return seen
+
+
+def test_the_rules_decide_while_the_classifier_is_cold_and_it_decides_once_warm() -> None:
+    config = RiskConfig()
+    scorer = RiskScorer(config, classifier=FraudClassifier(min_frauds=1))
+    purchases = demo_purchase_features(200)
+    # Velocity and the anomaly model push up the score of a cold scorer (a noisy-OR) ...
+    cold = [scorer.explain_one(x) for x in purchases]
+    for part in cold:
+        assert part.supervised == 0.0
+        assert part.score == pytest.approx(1.0 - (1.0 - part.deviation)
+                                           * (1.0 - config.anomaly_weight * part.anomaly)
+                                           * (1.0 - config.velocity_weight * part.velocity))
+    assert all(part.score > part.deviation for part in cold if part.anomaly > 0)
+    # ... but a warm classifier has them as inputs: it alone scores, with the deviation from
+    # the user's own habits as a guard rail.
+    for index, part in enumerate(cold[:40]):
+        scorer.learn_label(part.inputs, index % 4 == 0)
+    warm = [scorer.explain_one(x) for x in purchases]
+    assert all(part.score == max(part.deviation, part.supervised) for part in warm)
+    assert len({round(part.supervised, 6) for part in warm}) > 50
+    far_above = scorer.explain_one({**purchases[0], "amount_z": 12.0})
+    assert far_above.score == far_above.deviation > 0.999 > far_above.supervised
