@@ -92,9 +92,9 @@ def purchase_features(
         features[risk_key] = frauds_in / count_in if count_in else 0.0
         features[ordinary_key] = ordinary_in / count_in if count_in else 0.0
     features["merchant_risk_latest"] = frauds / count if count else 0.0
+    features["merchant_ordinary_risk_latest"] = ordinary / count if count else 0.0
     # How long the merchant's latest known purchases have all been frauds: a compromise's age.
     run_age, run_length = merchants.fraud_run(tx.merchant_id, now)
     features["merchant_fraud_run_days"] = run_age / DAY
     features["merchant_fraud_run_length"] = float(run_length)
-    features["merchant_ordinary_risk_latest"] = ordinary / count if count else 0.0
     return features
