@@ -48,6 +48,8 @@ _LOG_UNUSUAL = log(UNUSUAL_FOR_CARD)
 #: A purchase's state in :class:`MerchantActivity`: bit 0 a confirmed fraud, bit 1 unusual for
 #: its card. Ordinary frauds are the bytes equal to ``_FRAUD``.
 _FRAUD, _UNUSUAL = 1, 2
+#: The states of purchases not marked as frauds, as bytes to search for.
+_LEGITIMATE, _UNUSUAL_ONLY = bytes((0,)), bytes((_UNUSUAL,))
 
 
 class CardHabits:
@@ -231,18 +233,26 @@ class MerchantActivity:
         (0, 0)
         """
         times, states = self.times, self.states
-        end = bisect_right(times, now - delay)
-        start = bisect_right(times, now - delay - span, 0, end)
-        # Marks from labels after ``now`` (only a book that reads ahead holds any) end a run.
-        check_known = self.known_at and self.last_known > now
-        known_at, id_hashes = self.known_at, self.id_hashes
-        at = end
-        while at > start and states[at - 1] & _FRAUD and (
-                not check_known or known_at[id_hashes[at - 1]][1] <= now):
-            at -= 1
-        if at == end:
+        high = now - delay
+        end = bisect_right(times, high)
+        start = bisect_right(times, high - span, 0, end)
+        # The run follows the latest purchase that is not a fraud (found at C speed, so a
+        # long run costs little) ...
+        last = max(states.rfind(_LEGITIMATE, start, end), states.rfind(_UNUSUAL_ONLY, start, end))
+        if self.known_at and self.last_known > now:
+            # ... nor one known at ``now``: marks from later labels (only a book that reads
+            # ahead holds any) do not count yet.
+            id_hashes = self.id_hashes
+            for id_hash, (time, label_time, _) in self.known_at.items():
+                if label_time > now and high - span < time <= high:
+                    at = bisect_right(times, time, start, end) - 1
+                    while id_hashes[at] != id_hash:
+                        at -= 1
+                    last = max(last, at)
+        first = max(last + 1, start)
+        if first == end:
             return 0, 0
-        return (now - times[at] if at > start else delay + span), end - at
+        return (now - times[first] if first > start else delay + span), end - first
 
     def evict(self, before: int) -> None:
         """Forget purchases at or before ``before``."""

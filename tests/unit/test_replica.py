@@ -13,7 +13,7 @@ from pipeline.config import RiskConfig
 from pipeline.demo import generate_demo_history
 from pipeline.engine import RiskEngine
 from pipeline.events import Event, Label, Transaction, event_from_mapping
-from pipeline.merchants import MERCHANT_SPANS
+from pipeline.merchants import MERCHANT_SPANS, MerchantActivity
 from pipeline.replica import FRAUD_LABELS, PURCHASES, MerchantReplica
 from pipeline.timeutil import DAY, HOUR, parse_time
 
@@ -131,6 +131,40 @@ def test_reading_ahead_in_any_interleaving_changes_no_answer(events, seed) -> No
                 engines[partition].process(queue.popleft())
     assert held_back > 0  # the gate was exercised
     assert seen == expected
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_fraud_run_read_ahead_counts_only_the_labels_known_at_its_time(seed) -> None:
+    """A merchant holding marks from labels after the query (a replica reading ahead), ties in
+    time included: the run is what a walk back over the frauds known then finds."""
+    rng = random.Random(seed)
+    merchant = MerchantActivity()
+    times = sorted(rng.randrange(40 * DAY) // HOUR * HOUR for _ in range(300))  # many ties
+    label_times = {}
+    for id_hash, time in enumerate(times):
+        merchant.add(time, id_hash, unusual=rng.random() < 0.1)
+        if rng.random() < 0.85:  # mostly frauds, so runs are long
+            label_times[id_hash] = time + rng.randrange(3 * DAY, 8 * DAY)
+            assert merchant.mark_fraud(time, id_hash, label_times[id_hash])
+    delay, span = 7 * DAY, DAY  # a short window, so runs also fill it
+
+    def walked(now: int) -> tuple[int, int]:
+        held = [(time, id_hash) for id_hash, time in enumerate(times)]
+        window = [(time, id_hash) for time, id_hash in held if now - delay - span < time
+                  <= now - delay]
+        run = 0
+        while run < len(window) and label_times.get(window[-1 - run][1], now + 1) <= now:
+            run += 1
+        if not run:
+            return 0, 0
+        starts_window = run == len(window)
+        return (delay + span if starts_window else now - window[-run][0]), run
+
+    runs = set()
+    for now in range(8 * DAY, 52 * DAY, HOUR):
+        assert merchant.fraud_run(now, delay, span) == walked(now), now
+        runs.add(walked(now)[1])
+    assert len(runs) > 5  # short and long runs, and none
 
 
 def tx(event_id: str, at: int, merchant: str = "shop", user: str = "u1",
