@@ -149,9 +149,8 @@ def test_a_fraud_run_read_ahead_counts_only_the_labels_known_at_its_time(seed) -
     delay, span = 7 * DAY, DAY  # a short window, so runs also fill it
 
     def walked(now: int) -> tuple[int, int]:
-        held = [(time, id_hash) for id_hash, time in enumerate(times)]
-        window = [(time, id_hash) for time, id_hash in held if now - delay - span < time
-                  <= now - delay]
+        window = [(time, id_hash) for id_hash, time in enumerate(times)
+                  if now - delay - span < time <= now - delay]
         run = 0
         while run < len(window) and label_times.get(window[-1 - run][1], now + 1) <= now:
             run += 1
