@@ -35,80 +35,177 @@ def _sigmoid(value: float) -> float:
     return 1.0 / (1.0 + math.exp(-value))
 
 
+#: The anomaly model's inputs, in the order of :meth:`AnomalyScorer.point`.
+_ANOMALY_INPUTS = ("amount", "to_typical", "velocity", "new_merchant", "recency")
+
+
 class AnomalyScorer:
     """river's Half-Space Trees over fixed transforms of the purchase features.
 
     The transforms are fixed (not learned min/max scaling) so that a score means the same thing
-    on every worker and after every restart. ``n_trees=5, height=8`` costs ~8 us a purchase.
+    on every worker and after every restart. ``n_trees=5, height=8`` costs ~5 us a purchase,
+    scored and learned.
     """
 
     def __init__(self, seed: int = 42, n_trees: int = 5, height: int = 8, window_size: int = 250):
-        self.model = anomaly.HalfSpaceTrees(
+        self._model = anomaly.HalfSpaceTrees(
             n_trees=n_trees, height=height, window_size=window_size, seed=seed
         )
+        self._leaves: _LeafIndex | None = None
+
+    @property
+    def model(self) -> anomaly.HalfSpaceTrees:
+        """river's model, with the purchases :meth:`score_learn_one` has counted since the
+        last pivot added to its masses."""
+        if self._leaves is not None:
+            self._leaves.flush()
+        return self._model
 
     @staticmethod
-    def transform(x: Features) -> dict[str, float]:
-        return {
-            "amount": min(math.log10(max(x["amount_minor"], 1.0)) / 8.0, 1.0),
-            "to_typical": _squash(x["amount_to_typical"], 3.0),
-            "velocity": _squash(x["count_1h"] - 1.0, 3.0),
-            "new_merchant": x["new_merchant"],
-            "recency": _squash(x["hours_since_previous"], 24.0),
-        }
+    def point(x: Features) -> tuple[float, ...]:
+        """The purchase as the model sees it, in the order of :data:`_ANOMALY_INPUTS`."""
+        return (
+            min(math.log10(max(x["amount_minor"], 1.0)) / 8.0, 1.0),
+            _squash(x["amount_to_typical"], 3.0),
+            _squash(x["count_1h"] - 1.0, 3.0),
+            x["new_merchant"],
+            _squash(x["hours_since_previous"], 24.0),
+        )
+
+    @classmethod
+    def transform(cls, x: Features) -> dict[str, float]:
+        return dict(zip(_ANOMALY_INPUTS, cls.point(x), strict=True))
 
     def score_one(self, x: Features) -> float:
         return self.model.score_one(self.transform(x))
 
     def learn_one(self, x: Features) -> None:
-        self.model.learn_one(self.transform(x))
+        self.score_learn_one(x)
 
     def score_learn_one(self, x: Features) -> float:
-        """``score_one(x)`` then ``learn_one(x)``, with the same result, in one walk down each
-        tree instead of two: scoring reads the reference window's masses (``r_mass``),
-        learning counts into the latest window's (``l_mass``), and both follow ``x``'s path.
-        It works on river's own trees, node list and counters (``trees``, ``_tree_nodes``,
-        ``counter``, ``_first_window``); tests/unit/test_scoring.py holds it to river's result
-        exactly.
+        """``score_one(x)`` then ``learn_one(x)``, with the same result, at the cost of finding
+        ``x``'s leaf in each tree (:class:`_LeafIndex`). tests/unit/test_scoring.py holds it
+        to river's scores and masses exactly.
         """
-        model = self.model
-        z = self.transform(x)
+        model = self._model
         if not model.trees:
-            model.learn_one(z)  # builds the trees; the first window scores 0
+            model.learn_one(self.transform(x))  # builds the trees; the first window scores 0
             return 0.0
+        leaves = self._leaves
+        if leaves is None:
+            leaves = self._leaves = _LeafIndex(model)
         scoring = not model._first_window
-        size_limit = 0.1 * model.window_size
-        height = model.height
-        total = 0.0
-        for node in model.trees:
-            depth_pow = 1
-            live = scoring
-            for _ in range(height):
-                node.l_mass += 1
-                if live:
-                    r = node.r_mass
-                    total += r * depth_pow
-                    live = r >= size_limit
-                    depth_pow <<= 1
-                left, right = node.children
-                node = left if z[node.feature] < node.threshold else right
-            node.l_mass += 1
-            if live:
-                total += node.r_mass * depth_pow
+        score = leaves.score_learn_one(self.point(x))
         model.counter += 1
         if model.counter == model.window_size:
-            self._pivot()
-        return 1.0 - total / model._max_score if scoring else 0.0
+            leaves.pivot()
+        return 1.0 - score / model._max_score if scoring else 0.0
 
-    def _pivot(self) -> None:
+    def __getstate__(self) -> dict:
+        return {"_model": self.model}  # the leaf index is rebuilt on demand
+
+    def __setstate__(self, state: dict) -> None:
+        # Snapshots written before the leaf index hold the model as ``model``.
+        self._model = state["_model"] if "_model" in state else state["model"]
+        self._leaves = None
+
+
+class _LeafIndex:
+    """river's Half-Space Trees seen as nested tuples, for a walk that only finds leaves.
+
+    Within a window the reference masses (``r_mass``) are fixed, so each leaf's score -- the
+    ``r_mass * 2**depth`` river adds up on the way down, stopping below a node under the size
+    limit -- is fixed too, and computed once per pivot. The latest window's masses (``l_mass``)
+    are counted per leaf and added up the tree at the pivot, or when river's model is read.
+    """
+
+    def __init__(self, model: anomaly.HalfSpaceTrees):
+        self.model = model
+        self.height = model.height
+        self.size_limit = 0.1 * model.window_size
+        self.first_leaf = 2**model.height - 1
+        #: Per tree: its nodes in heap order (a node's children at 2i+1 and 2i+2), the walk's
+        #: view of them, each leaf's score, and the purchases counted per node since the
+        #: last flush (leaves only, until the flush adds them up).
+        self.trees: list[tuple[list, tuple | int, list[int], list[int]]] = []
+        for root in model.trees:
+            nodes = [root]
+            for index in range(self.first_leaf):
+                nodes.extend(nodes[index].children)
+            self.trees.append((nodes, self._walk_view(nodes, 0),
+                               self._leaf_scores([node.r_mass for node in nodes]),
+                               [0] * len(nodes)))
+
+    def _walk_view(self, nodes: list, index: int) -> tuple | int:
+        """The subtree at ``index`` as nested ``(input, threshold, left, right)``, down to
+        leaves given as their heap positions."""
+        if index >= self.first_leaf:
+            return index
+        node = nodes[index]
+        return (_ANOMALY_INPUTS.index(node.feature), node.threshold,
+                self._walk_view(nodes, 2 * index + 1), self._walk_view(nodes, 2 * index + 2))
+
+    def _leaf_scores(self, masses: list[int]) -> list[int]:
+        """Per heap position of a leaf, what river's score walk adds up on the way there:
+        ``r_mass * 2**depth`` of each node passed, stopping below the first node under the
+        size limit -- so every leaf under that node scores the same, set in one slice."""
+        height, first_leaf = self.height, self.first_leaf
+        scores = [0] * len(masses)
+        stack = [(0, 0, 0)]  # (position, depth, score of the nodes above it)
+        while stack:
+            at, depth, above = stack.pop()
+            mass = masses[at]
+            reached = above + (mass << depth)
+            if at >= first_leaf:
+                scores[at] = reached
+            elif mass < self.size_limit:
+                span = 1 << (height - depth)
+                first = (at + 1) * span - 1  # the leftmost leaf under ``at``
+                scores[first:first + span] = [reached] * span
+            else:
+                stack.append((2 * at + 1, depth + 1, reached))
+                stack.append((2 * at + 2, depth + 1, reached))
+        return scores
+
+    def score_learn_one(self, point: tuple[float, ...]) -> int:
+        height = self.height
+        total = 0
+        for _, node, leaf_scores, hits in self.trees:
+            for _ in range(height):
+                feature, threshold, left, right = node
+                node = left if point[feature] < threshold else right
+            hits[node] += 1
+            total += leaf_scores[node]
+        return total
+
+    def flush(self) -> None:
+        """Add the purchases counted per leaf to the ``l_mass`` of each node above them."""
+        for nodes, _, _, hits in self.trees:
+            self._add_up(hits)
+            for node, count in zip(nodes, hits, strict=True):
+                node.l_mass += count
+            hits[:] = [0] * len(hits)
+
+    def pivot(self) -> None:
         """The latest window becomes the reference, as river's ``learn_one`` does."""
-        model = self.model
-        for nodes in model._tree_nodes:
-            for node in nodes:
-                node.r_mass = node.l_mass
+        for nodes, _, leaf_scores, hits in self.trees:
+            self._add_up(hits)
+            masses = []
+            for node, count in zip(nodes, hits, strict=True):
+                mass = node.l_mass + count
+                node.r_mass = mass
                 node.l_mass = 0
-        model._first_window = False
-        model.counter = 0
+                masses.append(mass)
+            hits[:] = [0] * len(hits)
+            leaf_scores[:] = self._leaf_scores(masses)
+        self.model._first_window = False
+        self.model.counter = 0
+
+    @staticmethod
+    def _add_up(hits: list[int]) -> None:
+        """Counts per leaf -> counts per node: each node gets the sum of its two children."""
+        for right in range(len(hits) - 1, 0, -2):
+            hits[(right - 1) >> 1] += hits[right] + hits[right - 1]
 
 
 class Scored:

@@ -41,7 +41,7 @@ def test_fused_walk_scores_and_learns_exactly_as_river(seed: int) -> None:
     for step in range(400):
         x = random_purchase(rng)
         expected = rivers.model.score_one(rivers.transform(x))
-        rivers.learn_one(x)
+        rivers.model.learn_one(rivers.transform(x))
         assert fused.score_learn_one(x) == expected, step
         scores.append(expected)
         if step == 211:  # mid-window: the copy must carry the counter and both masses on
