@@ -1,4 +1,4 @@
-"""The anomaly model's fused score-and-learn walk against river's own score_one and learn_one,
+"""The anomaly model's leaf walk against river's own score_one and learn_one,
 and how the risk score combines its parts before and after the classifier is warm."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def masses(scorer: AnomalyScorer) -> list[tuple[int, int]]:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_fused_walk_scores_and_learns_exactly_as_river(seed: int) -> None:
+def test_leaf_walk_scores_and_learns_exactly_as_river(seed: int) -> None:
     rng = random.Random(seed)
     # A small window, so the run crosses many pivots; its size limit stops some score walks early.
     rivers = AnomalyScorer(seed=seed, n_trees=4, height=6, window_size=30)
@@ -44,11 +44,27 @@ def test_fused_walk_scores_and_learns_exactly_as_river(seed: int) -> None:
         rivers.model.learn_one(rivers.transform(x))
         assert fused.score_learn_one(x) == expected, step
         scores.append(expected)
+        if step in (100, 110):  # twice in a window: reading river's model updates its masses
+            assert masses(fused) == masses(rivers)
         if step == 211:  # mid-window: the copy must carry the counter and both masses on
             fused = pickle.loads(pickle.dumps(fused))
     assert masses(fused) == masses(rivers)
     assert fused.model.counter == rivers.model.counter
     assert len(set(scores[30:])) > 20  # the scores after the first window really vary
+
+
+def test_a_snapshot_from_before_the_leaf_walk_loads_and_scores_the_same() -> None:
+    rng = random.Random(7)
+    rivers = AnomalyScorer(seed=7, n_trees=4, height=6, window_size=30)
+    for _ in range(45):
+        rivers.model.learn_one(rivers.transform(random_purchase(rng)))
+    legacy = AnomalyScorer.__new__(AnomalyScorer)
+    legacy.__setstate__({"model": pickle.loads(pickle.dumps(rivers.model))})  # the old layout
+    for step in range(60):
+        x = random_purchase(rng)
+        expected = rivers.model.score_one(rivers.transform(x))
+        rivers.model.learn_one(rivers.transform(x))
+        assert legacy.score_learn_one(x) == expected, step
 
 
 def demo_purchase_features(purchases: int) -> list[dict[str, float]]:
