@@ -31,6 +31,7 @@ from collections.abc import Iterator, Mapping
 from math import log, log1p
 from operator import mul
 
+import numpy as np
 from river import linear_model, optim, preprocessing
 
 __all__ = ["INPUTS", "AveragedLogisticRegression", "FraudClassifier", "PendingLabels",
@@ -182,8 +183,9 @@ class AveragedLogisticRegression:
         rate = max(1.0 / self._averaged_steps, 1.0 / self.average_window)
         keep = 1.0 - rate
         averaged, averaged_intercept = self._averaged
-        for index, weight in enumerate(weights):
-            averaged[index] = keep * averaged[index] + rate * weight
+        view = np.frombuffer(averaged)  # the array's own memory, updated in place
+        view *= keep
+        view += rate * np.frombuffer(weights)
         self._averaged = (averaged, keep * averaged_intercept + rate * intercept)
 
     def _fold(self) -> tuple[array, float]:
