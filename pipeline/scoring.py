@@ -77,7 +77,8 @@ class AnomalyScorer:
         return dict(zip(_ANOMALY_INPUTS, cls.point(x), strict=True))
 
     def score_one(self, x: Features) -> float:
-        return self.model.score_one(self.transform(x))
+        # Scoring reads the reference masses only, which every pivot keeps up to date.
+        return self._model.score_one(self.transform(x))
 
     def learn_one(self, x: Features) -> None:
         self.score_learn_one(x)

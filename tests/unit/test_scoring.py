@@ -42,6 +42,7 @@ def test_leaf_walk_scores_and_learns_exactly_as_river(seed: int) -> None:
         x = random_purchase(rng)
         expected = rivers.model.score_one(rivers.transform(x))
         rivers.model.learn_one(rivers.transform(x))
+        assert fused.score_one(x) == expected, step  # with the window's counts still pending
         assert fused.score_learn_one(x) == expected, step
         scores.append(expected)
         if step in (100, 110):  # twice in a window: reading river's model updates its masses
