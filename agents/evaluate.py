@@ -47,7 +47,7 @@ from pipeline.evaluation import (
     roc_curve,
     train_start_day,
 )
-from pipeline.handbook import Truth, delay_ceiling, handbook_truth
+from pipeline.handbook import SCENARIO_COLUMN, Truth, delay_ceiling, handbook_truth
 from pipeline.history import HistoryOptions
 from pipeline.outputs import CREDIT_SCORES, LIMIT_ADJUSTMENTS, SCORES
 from pipeline.timeutil import DAY, HOUR, format_time
@@ -108,7 +108,7 @@ def _measure(scores: list[dict], adjustments: list[dict], truth: dict[str, Truth
                                   if alerted else float("nan"))
     metrics["alert_recall"] = (sum(p.score >= threshold for p in frauds) / len(frauds)
                                if frauds else float("nan"))
-    metrics["recall_by_scenario"] = {
+    metrics["recall_by_scenario"] = None if any(p.scenario is None for p in frauds) else {
         name: (sum(p.score >= threshold for p in frauds if p.scenario == number)
                / max(1, sum(p.scenario == number for p in frauds)))
         for number, name in SCENARIOS.items()
@@ -195,18 +195,23 @@ def _report(metrics: dict[str, Any], published: list[dict[str, str]], plots: lis
               f"{row['average_precision']} | {row['card_precision_at_100']} |"
               for row in published]
     ceiling = metrics["ceiling"]
-    lines += [
-        f"| ceiling: every fraud ranked first except those the label delay hides | "
-        f"{ceiling['auc_roc']:.3f} | {ceiling['average_precision']:.3f} | "
-        f"{ceiling['card_precision_at_100']:.3f} |",
-        "",
-        "The ceiling: a compromised terminal's frauds look like ordinary purchases, so until "
-        "a label has revealed one of them (7 days later) nothing can tell them apart. A scorer "
-        "that knew every other fraud, and ranked these with the legitimate purchases, would "
-        "score the last row (`pipeline.handbook.delay_ceiling`).",
-    ]
-    recall = ", ".join(f"{name} {value:.2f}"
-                       for name, value in metrics["recall_by_scenario"].items())
+    if ceiling is not None:
+        lines += [
+            f"| ceiling: every fraud ranked first except those the label delay hides | "
+            f"{ceiling['auc_roc']:.3f} | {ceiling['average_precision']:.3f} | "
+            f"{ceiling['card_precision_at_100']:.3f} |",
+            "",
+            "The ceiling: a compromised terminal's frauds look like ordinary purchases, so "
+            "until a label has revealed one of them (7 days later) nothing can tell them apart. "
+            "A scorer that knew every other fraud, and ranked these with the legitimate "
+            "purchases, would score the last row (`pipeline.handbook.delay_ceiling`).",
+        ]
+    else:
+        lines += ["", f"No ceiling: the history has no `{SCENARIO_COLUMN}` column to tell the "
+                      "compromised terminals' frauds by."]
+    by_scenario = metrics["recall_by_scenario"]
+    recall = (", ".join(f"{name} {value:.2f}" for name, value in by_scenario.items())
+              if by_scenario is not None else f"not available (no `{SCENARIO_COLUMN}` column)")
     lines += [
         "",
         f"Test set: {metrics['test_transactions']:,} transactions, {metrics['test_frauds']:,} "

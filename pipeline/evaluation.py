@@ -76,7 +76,7 @@ class ScoredPurchase:
     day: int  # days since the history's first day
     score: float
     fraud: bool
-    scenario: int = 0
+    scenario: int | None = 0  # None: the history does not say
 
 
 def roc_auc(labels: Sequence[bool], scores: Sequence[float]) -> float:

@@ -37,6 +37,7 @@ from pipeline.timeutil import DAY
 
 __all__ = [
     "HANDBOOK_FEATURES",
+    "SCENARIO_COLUMN",
     "Truth",
     "delay_ceiling",
     "handbook_metrics",
@@ -72,11 +73,17 @@ def handbook_row(features: dict[str, float]) -> dict[str, float]:
             for column, (name, divisor) in HANDBOOK_FEATURES.items()}
 
 
+#: The column naming each fraud's scenario; the ceiling and the recall per scenario need it.
+SCENARIO_COLUMN = "TX_FRAUD_SCENARIO"
+
+
 class Truth(NamedTuple):
     customer: str
     event_time: int
     fraud: bool
-    scenario: int
+    #: The handbook's fraud scenario (0 for a legitimate purchase); None if the file has no
+    #: ``TX_FRAUD_SCENARIO`` column.
+    scenario: int | None
     terminal: int
 
     def scored(self, transaction_id: str, score: float) -> ScoredPurchase:
@@ -86,19 +93,22 @@ class Truth(NamedTuple):
 
 
 def handbook_truth(path: Path) -> dict[str, Truth]:
-    """Transaction id -> what really happened, from the handbook's file itself."""
+    """Transaction id -> what really happened, from the handbook's file itself. The scenario
+    column is optional: a labelled history without it still has its frauds."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path, columns=["TRANSACTION_ID", "CUSTOMER_ID", "TX_DATETIME",
-                                         "TX_FRAUD", "TX_FRAUD_SCENARIO", "TERMINAL_ID"])
+    columns = ["TRANSACTION_ID", "CUSTOMER_ID", "TX_DATETIME", "TX_FRAUD", "TERMINAL_ID"]
+    has_scenario = SCENARIO_COLUMN in pq.ParquetFile(path).schema_arrow.names
+    table = pq.read_table(path, columns=columns + [SCENARIO_COLUMN] * has_scenario)
     times = table.column("TX_DATETIME").cast(pa.timestamp("us")).cast(pa.int64()).to_pylist()
+    scenarios = (table.column(SCENARIO_COLUMN).to_pylist() if has_scenario
+                 else [None] * table.num_rows)
     return {
         str(tx): Truth(str(customer), micros, bool(fraud), scenario, terminal)
-        for tx, customer, micros, fraud, scenario, terminal in zip(
+        for tx, customer, micros, fraud, terminal, scenario in zip(
             table.column(0).to_pylist(), table.column(1).to_pylist(), times,
-            table.column(3).to_pylist(), table.column(4).to_pylist(),
-            table.column(5).to_pylist(), strict=True)
+            table.column(3).to_pylist(), table.column(4).to_pylist(), scenarios, strict=True)
     }
 
 
@@ -190,12 +200,14 @@ def hidden_by_delay(terminals: Sequence[object], times: Sequence[int], scenarios
 
 
 def delay_ceiling(truth: dict[str, Truth], delay: int = 7 * DAY,
-                  train_start_day: int = TRAIN_START_DAY) -> dict[str, float]:
+                  train_start_day: int = TRAIN_START_DAY) -> dict[str, float] | None:
     """The handbook metrics of a scorer that knows every fraud of ``truth``
     (:func:`handbook_truth`) except those :func:`hidden_by_delay`: it ranks them all first, and
     the hidden frauds tied with the legitimate purchases. No model learning from labels
-    ``delay`` late can expect more."""
+    ``delay`` late can expect more. None if ``truth`` has no scenarios to find those by."""
     rows = list(truth.items())
+    if any(known.scenario is None for _, known in rows):
+        return None
     hidden = hidden_by_delay([known.terminal for _, known in rows],
                              [known.event_time for _, known in rows],
                              [known.scenario for _, known in rows], delay)

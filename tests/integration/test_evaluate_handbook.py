@@ -34,7 +34,8 @@ _DAYS = 28
 _TEST_START = "2019-03-22"  # days 21..27: a training week and a delay week before it
 
 
-def _handbook_history(path: Path, customers: int, terminals: int, seed: int) -> Path:
+def _handbook_history(path: Path, customers: int, terminals: int, seed: int,
+                      scenario_column: bool = True) -> Path:
     """Purchases in the handbook's layout: each customer buys at a few nearby terminals around
     its own mean amount. Frauds: amounts over 220 (scenario 1); a terminal compromised every
     fourth day, all its purchases for 14 days (2); two customers compromised every third day,
@@ -72,7 +73,7 @@ def _handbook_history(path: Path, customers: int, terminals: int, seed: int) -> 
         "TERMINAL_ID": [row[2] for row in rows],
         "TX_AMOUNT": [row[3] for row in rows],
         "TX_FRAUD": [int(row[4] > 0) for row in rows],
-        "TX_FRAUD_SCENARIO": [row[4] for row in rows],
+        **({"TX_FRAUD_SCENARIO": [row[4] for row in rows]} if scenario_column else {}),
     }), path)
     return path
 
@@ -117,6 +118,23 @@ def test_the_evaluation_measures_what_the_worker_scored_in_the_chosen_test_week(
     assert "ceiling" in report
     for picture in ("roc.png", "precision_recall.png"):
         assert (tmp_path / "report" / picture).stat().st_size > 1_000
+
+
+def test_a_history_without_scenarios_is_measured_and_says_what_it_cannot_measure(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    history = _handbook_history(tmp_path / "history.parquet", customers=80, terminals=40,
+                                seed=7, scenario_column=False)
+    result = evaluate_handbook(history, tmp_path / "report", bootstrap=broker.bootstrap,
+                               test_week_start=_TEST_START)
+    metrics = result.metrics
+    assert metrics["test_frauds"] > 0
+    assert 0.0 <= metrics["average_precision"] <= 1.0
+    assert metrics["recall_by_scenario"] is None and metrics["ceiling"] is None
+    report = result.report.read_text()
+    assert f"**{metrics['average_precision']:.3f}**" in report
+    assert "recall by scenario: not available (no `TX_FRAUD_SCENARIO` column)" in report
+    assert "No ceiling: the history has no `TX_FRAUD_SCENARIO` column" in report
 
 
 def test_the_cli_refuses_a_test_week_outside_the_history_before_running(
