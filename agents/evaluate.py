@@ -315,9 +315,9 @@ def evaluate_credit(data: Path, out: Path, bootstrap: str | None = None,
     """The UCI clients' bills and repayments through the broker and worker, prequentially:
     clients join in monthly cohorts, so each is scored by a model that learned only the
     defaults (and repaid cycles) known before its last bill."""
-    out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    defaulted = uci_defaults(data)
+    defaulted = uci_defaults(data)  # refuses a table it cannot read before anything is made
+    out.mkdir(parents=True, exist_ok=True)
     settings, written = _through_worker(
         data, bootstrap, HistoryOptions(format="uci-taiwan", cohort_size=cohort_size),
         (CREDIT_SCORES, LIMIT_ADJUSTMENTS),

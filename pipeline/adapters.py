@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -26,8 +26,9 @@ from typing import Any
 
 import orjson
 
+from pipeline.exceptions import InvalidEvent, UnreadableSource
 from pipeline.money import to_minor
-from pipeline.sources import SourceRecord, read_events, validated
+from pipeline.sources import Rejection, SourceRecord, read_events, validated
 from pipeline.timeutil import DAY, format_time, parse_time
 
 __all__ = [
@@ -247,6 +248,7 @@ def read_uci_taiwan(
     source = str(path)
     with open(path, encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
+        columns = _uci_columns(path, reader.fieldnames)
         clients = [(reader.line_num, row) for row in reader]
     if cohort_size is not None and cohort_size < 1:
         raise ValueError("cohort_size must be at least 1")
@@ -258,16 +260,17 @@ def read_uci_taiwan(
         for shift, cohort in enumerate(cohorts):
             month_index = step - shift
             if 0 <= month_index < len(UCI_MONTHS):
-                records.extend(_uci_month(source, cohort, month_index, shift, currency))
+                records.extend(
+                    _uci_month(source, cohort, columns, month_index, shift, currency))
             elif month_index == label_month:
-                records.extend(_uci_defaults(source, cohort, shift))
+                records.extend(_uci_defaults(source, cohort, columns, shift))
         records.sort(key=lambda pair: pair[0])  # stable: file order within the same time
         yield from (record for _, record in records)
 
 
 def _uci_month(
-    source: str, cohort: list[tuple[int, dict[str, str]]], month_index: int, shift: int,
-    currency: str,
+    source: str, cohort: list[tuple[int, dict[str, str]]], columns: dict[str, str],
+    month_index: int, shift: int, currency: str,
 ) -> Iterator[tuple[int, SourceRecord]]:
     real_year, real_month, money, status = UCI_MONTHS[month_index]
     year, month = _shifted(real_year, real_month, shift)
@@ -278,7 +281,13 @@ def _uci_month(
     order = {text: parse_time(text) for text in (statement_time, *paid_times.values())}
     for line, row in cohort:
         client = row.get("ID", "")
-        behind = _integer(row.get(f"PAY_{status}"), 0)
+        status_column = columns[f"PAY_{status}"]
+        behind = _whole_number(row[status_column])
+        if behind is None:  # the month's statement and repayment both depend on it
+            yield order[statement_time], _refused(source, line, row, (
+                f"{status_column} {row[status_column]!r} is not a repayment status; the "
+                f"{real_year}-{real_month:02d} statement and repayment are not read"))
+            continue
         yield order[statement_time], _validated(source, line, {
             "type": "statement",
             "event_id": f"uci-{client}-{real_year}{real_month:02d}-statement",
@@ -306,12 +315,17 @@ def _uci_month(
 
 
 def _uci_defaults(
-    source: str, cohort: list[tuple[int, dict[str, str]]], shift: int
+    source: str, cohort: list[tuple[int, dict[str, str]]], columns: dict[str, str], shift: int
 ) -> Iterator[tuple[int, SourceRecord]]:
     year, month = _shifted(2005, 10, shift)
     known = parse_time(_uci_time(year, month, _DUE_DAY, "23:59:59")) + UCI_DEFAULT_GRACE
     for line, row in cohort:
-        if _integer(row.get("default.payment.next.month"), 0) == 1:
+        defaulted = _whole_number(row[columns[UCI_LABEL]])
+        if defaulted not in (0, 1):
+            yield known, _refused(source, line, row, (
+                f"{columns[UCI_LABEL]} {row[columns[UCI_LABEL]]!r} is not 0 or 1"))
+            continue
+        if defaulted == 1:
             client = row.get("ID", "")
             yield known, _validated(source, line, {
                 "type": "label", "event_id": f"uci-{client}-default",
@@ -322,16 +336,63 @@ def _uci_defaults(
 def uci_defaults(path: Path) -> dict[str, bool]:
     """Whether each client (by riskstream user id) defaulted: the evaluation's ground truth."""
     with open(path, encoding="utf-8", newline="") as handle:
-        return {f"uci-{row.get('ID', '')}":
-                _integer(row.get("default.payment.next.month"), 0) == 1
-                for row in csv.DictReader(handle)}
+        reader = csv.DictReader(handle)
+        label = _uci_columns(path, reader.fieldnames)[UCI_LABEL]
+        defaults = {}
+        for row in reader:
+            defaulted = _whole_number(row[label])
+            if defaulted not in (0, 1):
+                raise UnreadableSource(f"{path}:{reader.line_num}: {label} {row[label]!r} is "
+                                       "not 0 or 1, so the client's outcome is unknown")
+            defaults[f"uci-{row.get('ID', '')}"] = defaulted == 1
+        return defaults
 
 
-def _integer(text: str | None, default: int) -> int:
+#: The name the adapter gives UCI's label column, "default payment next month".
+UCI_LABEL = "default"
+#: Where a column has more than one spelling in the copies of the table in circulation: UCI's
+#: spreadsheet has "default payment next month" and PAY_0, some CSV copies dots or PAY_1.
+_UCI_SPELLINGS = {
+    UCI_LABEL: ("default.payment.next.month", "default payment next month",
+                "default_payment_next_month"),
+    "PAY_0": ("PAY_0", "PAY_1"),
+}
+
+
+def _uci_columns(path: Path, header: Sequence[str] | None) -> dict[str, str]:
+    """The table's own column for each one the adapter reads, or :class:`UnreadableSource`
+    naming those it lacks: a missing column would otherwise read as zeros in every row."""
+    present = set(header or ())
+    wanted = ["ID", "LIMIT_BAL", UCI_LABEL,
+              *(f"PAY_{status}" for _, _, _, status in UCI_MONTHS),
+              *(f"{kind}{money}" for _, _, money, _ in UCI_MONTHS
+                for kind in ("BILL_AMT", "PAY_AMT"))]
+    columns, missing = {}, []
+    for name in wanted:
+        found = [spelling for spelling in _UCI_SPELLINGS.get(name, (name,))
+                 if spelling in present]
+        if found:
+            columns[name] = found[0]
+        else:
+            missing.append(" or ".join(_UCI_SPELLINGS.get(name, (name,))))
+    if missing:
+        raise UnreadableSource(f"{path} is not a UCI Taiwan clients table: it has no column "
+                               + ", no column ".join(missing))
+    return columns
+
+
+def _whole_number(text: str | None) -> int | None:
+    """A cell's integer; None if it holds none (empty or not a number)."""
     try:
-        return int(text) if text not in (None, "") else default
-    except ValueError:
-        return default
+        return int(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _refused(source: str, line: int, row: dict[str, str], reason: str) -> SourceRecord:
+    """A row the adapter cannot turn into events, reported with its reason and kept as it was."""
+    return SourceRecord(source, line, Rejection(InvalidEvent("invalid-value", reason),
+                                                orjson.dumps(row)))
 
 
 def _whole_dollars(text: str | None, currency: str) -> Any:

@@ -1,6 +1,6 @@
 """The one exception tree of the functional core."""
 
-__all__ = ["InvalidEvent", "RiskstreamError"]
+__all__ = ["InvalidEvent", "RiskstreamError", "UnreadableSource"]
 
 
 class RiskstreamError(Exception):
@@ -18,3 +18,8 @@ class InvalidEvent(RiskstreamError):
         super().__init__(f"{kind}: {reason}")
         self.kind = kind
         self.reason = reason
+
+
+class UnreadableSource(RiskstreamError):
+    """A whole input file that is not in the layout asked for (a column missing, say): no
+    record of it can be read, so nothing is, rather than every record wrongly."""

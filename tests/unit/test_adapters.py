@@ -21,8 +21,10 @@ from pipeline.adapters import (
     read_fdh,
     read_source,
     read_uci_taiwan,
+    uci_defaults,
 )
 from pipeline.events import Label, Repayment, Statement, Transaction, event_to_mapping
+from pipeline.exceptions import UnreadableSource
 from pipeline.history import HistoryOptions, Pacer, merged_history
 from pipeline.sources import Rejection
 from pipeline.timeutil import DAY, SECOND, parse_time
@@ -106,15 +108,21 @@ def test_fdh_adapter_maps_every_dev_row_exactly() -> None:
     assert labels == expected
 
 
-def _uci_file(path: Path, rows: list[dict[str, int]]) -> Path:
-    columns = ["ID", "LIMIT_BAL", "PAY_0", "PAY_2", "PAY_3", "PAY_4", "PAY_5", "PAY_6",
-               *[f"BILL_AMT{i}" for i in range(1, 7)], *[f"PAY_AMT{i}" for i in range(1, 7)],
-               "default.payment.next.month"]
+_UCI_COLUMNS = ["ID", "LIMIT_BAL", "PAY_0", "PAY_2", "PAY_3", "PAY_4", "PAY_5", "PAY_6",
+                *[f"BILL_AMT{i}" for i in range(1, 7)], *[f"PAY_AMT{i}" for i in range(1, 7)],
+                "default.payment.next.month"]
+
+
+def _uci_file(path: Path, rows: list[dict[str, int]],
+              header: dict[str, str | None] | None = None) -> Path:
+    """The rows as a UCI table; ``header`` renames columns (or drops those renamed to None)."""
+    header = header or {}
+    columns = [column for column in _UCI_COLUMNS if header.get(column, column) is not None]
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, columns)
-        writer.writeheader()
+        writer = csv.writer(handle)
+        writer.writerow([header.get(column, column) for column in columns])
         for row in rows:
-            writer.writerow({column: row.get(column, 0) for column in columns})
+            writer.writerow([row.get(column, 0) for column in columns])
     return path
 
 
@@ -154,6 +162,53 @@ def test_uci_clients_become_monthly_statements_repayments_and_a_default_label(
     assert [r.amount_minor for r in second if isinstance(r, Repayment)] == [268200]
     for event in events:
         assert_valid(f"{event.type}s", event_to_mapping(event))
+
+
+def test_uci_tables_spelled_as_uci_s_spreadsheet_read_the_same(tmp_path: Path) -> None:
+    rows = [{"ID": 1, "LIMIT_BAL": 20000, "PAY_0": 2, "BILL_AMT1": 3913, "PAY_AMT1": 100,
+             "default.payment.next.month": 1},
+            {"ID": 2, "LIMIT_BAL": 50000, "PAY_0": -1, "BILL_AMT1": 800, "PAY_AMT1": 800}]
+    dotted = _uci_file(tmp_path / "dotted.csv", rows)
+    spreadsheet = _uci_file(tmp_path / "spreadsheet.csv", rows, header={
+        "PAY_0": "PAY_1", "default.payment.next.month": "default payment next month"})
+    assert ([r.item for r in read_uci_taiwan(spreadsheet)]
+            == [r.item for r in read_uci_taiwan(dotted)])
+    assert uci_defaults(spreadsheet) == uci_defaults(dotted) == {"uci-1": True, "uci-2": False}
+
+
+def test_a_uci_table_missing_columns_is_refused_by_name_before_anything_is_read(
+    tmp_path: Path
+) -> None:
+    path = _uci_file(tmp_path / "uci.csv", [{"ID": 1, "LIMIT_BAL": 20000}], header={
+        "BILL_AMT3": None, "default.payment.next.month": "defaulted"})
+    for read in (lambda: list(read_uci_taiwan(path)), lambda: uci_defaults(path)):
+        with pytest.raises(UnreadableSource) as refused:
+            read()
+        assert "no column BILL_AMT3" in str(refused.value)
+        assert "no column default.payment.next.month or default payment next month" in str(
+            refused.value)
+
+
+def test_a_uci_cell_that_is_not_a_status_or_a_label_is_refused_with_its_reason(
+    tmp_path: Path
+) -> None:
+    path = _uci_file(tmp_path / "uci.csv", [
+        {"ID": 1, "LIMIT_BAL": 20000, "PAY_3": "x", "PAY_AMT3": 500,
+         "default.payment.next.month": "maybe"},
+        {"ID": 2, "LIMIT_BAL": 20000, "default.payment.next.month": 1},
+    ])
+    records = list(read_uci_taiwan(path))
+    refused = [record for record in records if isinstance(record.item, Rejection)]
+    assert [(record.line, record.item.error.reason) for record in refused] == [
+        (2, "PAY_3 'x' is not a repayment status; the 2005-07 statement and repayment are "
+            "not read"),
+        (2, "default.payment.next.month 'maybe' is not 0 or 1"),
+    ]
+    users = _by_user([record for record in records if record not in refused])
+    assert len([e for e in users["uci-1"] if isinstance(e, Statement)]) == 5  # July's refused
+    assert [e.kind for e in users["uci-2"] if isinstance(e, Label)] == ["default"]
+    with pytest.raises(UnreadableSource, match=r"uci\.csv:2: .* 'maybe' is not 0 or 1"):
+        uci_defaults(path)
 
 
 @pytest.mark.skipif(not UCI_DEV.exists(), reason="shared UCI data not present")
