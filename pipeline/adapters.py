@@ -32,7 +32,8 @@ from pipeline.sources import Rejection, SourceRecord, read_events, validated
 from pipeline.timeutil import DAY, format_time, parse_time
 
 __all__ = [
-    "FORMATS", "ColumnMapping", "read_fdh", "read_source", "read_uci_taiwan", "uci_defaults",
+    "FORMATS", "ColumnMapping", "parquet_columns", "read_fdh", "read_source", "read_uci_taiwan",
+    "uci_defaults",
 ]
 
 #: The ``--format`` names: the contract itself, and the two adapters.
@@ -145,6 +146,23 @@ _FDH_COLUMNS = ["TRANSACTION_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "
                 "TX_FRAUD"]
 
 
+def parquet_columns(path: Path, required: Sequence[str], layout: str) -> set[str]:
+    """The columns of the Parquet file at ``path``, or :class:`UnreadableSource` if it is not
+    one or lacks any of ``required`` (named, as ``layout`` needs them)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        present = set(pq.ParquetFile(path).schema_arrow.names)
+    except pa.ArrowInvalid as error:
+        raise UnreadableSource(f"{path} is not a Parquet file: {error}") from None
+    missing = [column for column in required if column not in present]
+    if missing:
+        raise UnreadableSource(f"{path} is not {layout}: it has no column "
+                               + ", no column ".join(missing))
+    return present
+
+
 def fdh_transaction_record(
     transaction_id: int, micros: int, customer: int, terminal: int, amount: float, currency: str
 ) -> dict[str, Any]:
@@ -173,6 +191,7 @@ def read_fdh(
     import pyarrow.parquet as pq
 
     source = str(path)
+    parquet_columns(path, _FDH_COLUMNS, "a Fraud Detection Handbook file")
     pending: list[tuple[int, int, dict[str, Any]]] = []  # (release time, line, label)
     line = 0
     for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536, columns=_FDH_COLUMNS):

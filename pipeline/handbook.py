@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from pipeline.adapters import read_fdh
+from pipeline.adapters import parquet_columns, read_fdh
 from pipeline.config import RiskConfig
 from pipeline.engine import RiskEngine
 from pipeline.evaluation import (
@@ -99,7 +99,8 @@ def handbook_truth(path: Path) -> dict[str, Truth]:
     import pyarrow.parquet as pq
 
     columns = ["TRANSACTION_ID", "CUSTOMER_ID", "TX_DATETIME", "TX_FRAUD", "TERMINAL_ID"]
-    has_scenario = SCENARIO_COLUMN in pq.ParquetFile(path).schema_arrow.names
+    has_scenario = SCENARIO_COLUMN in parquet_columns(path, columns,
+                                                      "a labelled handbook history")
     table = pq.read_table(path, columns=columns + [SCENARIO_COLUMN] * has_scenario)
     times = table.column("TX_DATETIME").cast(pa.timestamp("us")).cast(pa.int64()).to_pylist()
     scenarios = (table.column(SCENARIO_COLUMN).to_pylist() if has_scenario

@@ -164,6 +164,24 @@ def test_uci_clients_become_monthly_statements_repayments_and_a_default_label(
         assert_valid(f"{event.type}s", event_to_mapping(event))
 
 
+def test_a_handbook_file_missing_a_column_or_not_parquet_is_refused_by_name(
+    tmp_path: Path
+) -> None:
+    from pipeline.handbook import handbook_truth
+
+    unlabelled = tmp_path / "unlabelled.parquet"
+    pq.write_table(pa.table({
+        "TRANSACTION_ID": [1], "TX_DATETIME": pa.array([0], pa.timestamp("us")),
+        "CUSTOMER_ID": [1], "TERMINAL_ID": [1], "TX_AMOUNT": [1.0]}), unlabelled)
+    text = tmp_path / "transactions.csv"
+    text.write_text("TRANSACTION_ID,TX_FRAUD\n1,0\n")
+    for read in (lambda: list(read_fdh(unlabelled)), lambda: handbook_truth(unlabelled)):
+        with pytest.raises(UnreadableSource, match=r"it has no column TX_FRAUD$"):
+            read()
+    with pytest.raises(UnreadableSource, match=r"transactions\.csv is not a Parquet file"):
+        list(read_fdh(text))
+
+
 def test_uci_tables_spelled_as_uci_s_spreadsheet_read_the_same(tmp_path: Path) -> None:
     rows = [{"ID": 1, "LIMIT_BAL": 20000, "PAY_0": 2, "BILL_AMT1": 3913, "PAY_AMT1": 100,
              "default.payment.next.month": 1},
