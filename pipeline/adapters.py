@@ -339,10 +339,10 @@ def _uci_defaults(
     year, month = _shifted(2005, 10, shift)
     known = parse_time(_uci_time(year, month, _DUE_DAY, "23:59:59")) + UCI_DEFAULT_GRACE
     for line, row in cohort:
-        defaulted = _whole_number(row[columns[UCI_LABEL]])
+        defaulted = _whole_number(row[columns[_UCI_LABEL]])
         if defaulted not in (0, 1):
             yield known, _refused(source, line, row, (
-                f"{columns[UCI_LABEL]} {row[columns[UCI_LABEL]]!r} is not 0 or 1"))
+                f"{columns[_UCI_LABEL]} {row[columns[_UCI_LABEL]]!r} is not 0 or 1"))
             continue
         if defaulted == 1:
             client = row.get("ID", "")
@@ -356,7 +356,7 @@ def uci_defaults(path: Path) -> dict[str, bool]:
     """Whether each client (by riskstream user id) defaulted: the evaluation's ground truth."""
     with open(path, encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
-        label = _uci_columns(path, reader.fieldnames)[UCI_LABEL]
+        label = _uci_columns(path, reader.fieldnames)[_UCI_LABEL]
         defaults = {}
         for row in reader:
             defaulted = _whole_number(row[label])
@@ -368,11 +368,11 @@ def uci_defaults(path: Path) -> dict[str, bool]:
 
 
 #: The name the adapter gives UCI's label column, "default payment next month".
-UCI_LABEL = "default"
+_UCI_LABEL = "default"
 #: Where a column has more than one spelling in the copies of the table in circulation: UCI's
 #: spreadsheet has "default payment next month" and PAY_0, some CSV copies dots or PAY_1.
 _UCI_SPELLINGS = {
-    UCI_LABEL: ("default.payment.next.month", "default payment next month",
+    _UCI_LABEL: ("default.payment.next.month", "default payment next month",
                 "default_payment_next_month"),
     "PAY_0": ("PAY_0", "PAY_1"),
 }
@@ -382,7 +382,7 @@ def _uci_columns(path: Path, header: Sequence[str] | None) -> dict[str, str]:
     """The table's own column for each one the adapter reads, or :class:`UnreadableSource`
     naming those it lacks: a missing column would otherwise read as zeros in every row."""
     present = set(header or ())
-    wanted = ["ID", "LIMIT_BAL", UCI_LABEL,
+    wanted = ["ID", "LIMIT_BAL", _UCI_LABEL,
               *(f"PAY_{status}" for _, _, _, status in UCI_MONTHS),
               *(f"{kind}{money}" for _, _, money, _ in UCI_MONTHS
                 for kind in ("BILL_AMT", "PAY_AMT"))]
