@@ -158,9 +158,14 @@ def parquet_columns(path: Path, required: Sequence[str], layout: str) -> set[str
         raise UnreadableSource(f"{path} is not a Parquet file: {error}") from None
     missing = [column for column in required if column not in present]
     if missing:
-        raise UnreadableSource(f"{path} is not {layout}: it has no column "
-                               + ", no column ".join(missing))
+        raise _lacking(path, layout, missing)
     return present
+
+
+def _lacking(path: Path, layout: str, missing: Sequence[str]) -> UnreadableSource:
+    """The error for a file at ``path`` that lacks the ``missing`` columns ``layout`` needs."""
+    return UnreadableSource(f"{path} is not {layout}: it has no column "
+                            + ", no column ".join(missing))
 
 
 def fdh_transaction_record(
@@ -395,8 +400,7 @@ def _uci_columns(path: Path, header: Sequence[str] | None) -> dict[str, str]:
         else:
             missing.append(" or ".join(_UCI_SPELLINGS.get(name, (name,))))
     if missing:
-        raise UnreadableSource(f"{path} is not a UCI Taiwan clients table: it has no column "
-                               + ", no column ".join(missing))
+        raise _lacking(path, "a UCI Taiwan clients table", missing)
     return columns
 
 
