@@ -219,30 +219,37 @@ def alerts(bootstrap_servers: str | None, user: str | None, min_severity: str | 
 
 @main.command()
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=Path("../shared/data/fdh_dev_2018-04-01_2018-09-04.parquet"),
-              show_default=True, help="The Fraud Detection Handbook's transactions (Parquet).")
+              multiple=True,
+              default=(Path("../shared/data/fdh_dev_2018-04-01_2018-09-04.parquet"),),
+              show_default=True,
+              help="The Fraud Detection Handbook's transactions (Parquet). Give it again for "
+              "histories that follow one another, oldest first: they are replayed as one, so "
+              "a hold-out is scored by models that lived through the history before it.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("evaluation"), show_default=True, help="Where the report goes.")
 @click.option("--bootstrap", "bootstrap_servers",
               help="Use this Kafka cluster instead of starting the embedded broker.")
 @click.option("--published", type=click.Path(dir_okay=False, path_type=Path),
               help="The handbook's published results (CSV) to print beside ours "
-              "[default: fdh_published_ch3_baseline.csv beside --data].")
+              "[default: fdh_published_ch3_baseline.csv beside the first --data that has it].")
 @click.option("--test-start", type=click.DateTime(formats=["%Y-%m-%d"]),
               default=TEST_WEEK_START, show_default=True,
               help="First day (UTC) of the test week; the protocol's training week starts "
               "14 days before it.")
-def evaluate(data: Path, out: Path, bootstrap_servers: str | None,
+def evaluate(data: tuple[Path, ...], out: Path, bootstrap_servers: str | None,
              published: Path | None, test_start: datetime) -> None:
     """Replay the handbook's history through the broker and worker and measure the scores."""
     from agents.evaluate import evaluate_handbook
     from agents.exceptions import EmptyTestWeekError
+    from pipeline.exceptions import MisorderedHistories
 
     try:
         result = evaluate_handbook(data, out, bootstrap_servers, published,
                                    test_start.strftime("%Y-%m-%d"))
     except EmptyTestWeekError as error:
         raise click.BadParameter(str(error), param_hint="--test-start") from None
+    except MisorderedHistories as error:
+        raise click.BadParameter(str(error), param_hint="--data") from None
     metrics = result.metrics
     click.echo(f"AUC ROC {metrics['auc_roc']:.3f}, Average Precision "
                f"{metrics['average_precision']:.3f}, Card Precision@100 "

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ from pipeline.evaluation import (
     roc_curve,
     train_start_day,
 )
-from pipeline.handbook import SCENARIO_COLUMN, Truth, delay_ceiling, handbook_truth
+from pipeline.handbook import SCENARIO_COLUMN, Truth, delay_ceiling, histories_truth
 from pipeline.history import HistoryOptions
 from pipeline.outputs import CREDIT_SCORES, LIMIT_ADJUSTMENTS, SCORES
 from pipeline.timeutil import DAY, HOUR, format_time
@@ -57,6 +58,8 @@ __all__ = ["EvaluationResult", "evaluate_credit", "evaluate_handbook"]
 SCENARIOS = {1: "amount > 220", 2: "compromised terminal", 3: "compromised customer"}
 #: Every card's limit in the handbook's history, which has no repayments and no statements.
 HANDBOOK_LIMIT_MINOR = 5_000_000
+#: The handbook's published results, looked for beside the history.
+_PUBLISHED_NAME = "fdh_published_ch3_baseline.csv"
 
 
 @dataclass
@@ -65,9 +68,10 @@ class EvaluationResult:
     report: Path
 
 
-def _run_pipeline(settings: Settings, path: Path, workdir: Path, options: HistoryOptions,
+def _run_pipeline(settings: Settings, paths: list[Path], workdir: Path, options: HistoryOptions,
                   streams: tuple[str, ...]) -> dict[str, list[dict]]:
-    """Replay while a worker consumes; return what it wrote to ``streams``."""
+    """Replay ``paths``, in order, while a worker consumes; return what it wrote to
+    ``streams``."""
     worker = PipelineWorker(settings, stop_after_idle_s=15.0)
     failure: list[BaseException] = []
 
@@ -79,7 +83,7 @@ def _run_pipeline(settings: Settings, path: Path, workdir: Path, options: Histor
 
     thread = threading.Thread(target=run_worker, name="riskstream-worker")
     thread.start()
-    summary = replay_files(settings, [path], options=options,
+    summary = replay_files(settings, paths, options=options,
                            rejects_path=workdir / "rejects.jsonl", progress=True)
     thread.join()
     if failure:
@@ -179,12 +183,13 @@ def _plots(labels: list[bool], values: list[float], metrics: dict[str, Any], dir
 
 def _report(metrics: dict[str, Any], published: list[dict[str, str]], plots: list[Path],
             directory: Path, seconds: float) -> Path:
+    histories = ", then ".join(f"`{name}`" for name in metrics["histories"])
     lines = [
         "# riskstream on the Fraud Detection Handbook",
         "",
-        "Replayed through the broker and worker; learned online from fraud labels released "
-        f"7 days after each fraud; scored on the test week {metrics['test_week']} with "
-        "already-known compromised customers removed (the handbook's protocol).",
+        f"Replayed through the broker and worker ({histories}); learned online from fraud labels "
+        f"released 7 days after each fraud; scored on the test week {metrics['test_week']} "
+        "with already-known compromised customers removed (the handbook's protocol).",
         "",
         "| model | AUC ROC | Average Precision | Card Precision@100 |",
         "|---|---|---|---|",
@@ -238,10 +243,11 @@ def _report(metrics: dict[str, Any], published: list[dict[str, str]], plots: lis
     return path
 
 
-def _through_worker(data: Path, bootstrap: str | None, options: HistoryOptions,
+def _through_worker(paths: list[Path], bootstrap: str | None, options: HistoryOptions,
                     streams: tuple[str, ...], **settings: Any) -> tuple[Settings, dict]:
-    """Replay ``data`` through the broker (the embedded one unless ``bootstrap``) and a worker
-    on one partition, and return what the worker wrote to ``streams``."""
+    """Replay ``paths``, in order, through the broker (the embedded one unless
+    ``bootstrap``) and a worker on one partition, and return what the worker wrote to
+    ``streams``."""
     with tempfile.TemporaryDirectory(prefix="riskstream-eval-") as tmp:
         workdir = Path(tmp)
         broker = EmbeddedBroker(log_path=workdir / "tansu.log") if bootstrap is None else None
@@ -257,7 +263,7 @@ def _through_worker(data: Path, bootstrap: str | None, options: HistoryOptions,
             )
             wait_for_broker(config)
             ensure_topics(config)
-            return config, _run_pipeline(config, data, workdir, options, streams)
+            return config, _run_pipeline(config, paths, workdir, options, streams)
         finally:
             if broker is not None:
                 broker.stop()
@@ -281,29 +287,37 @@ def _date(day: int) -> str:
     return format_time(day * DAY)[:10]
 
 
-def evaluate_handbook(data: Path, out: Path, bootstrap: str | None = None,
+def evaluate_handbook(data: Path | Sequence[Path], out: Path, bootstrap: str | None = None,
                       published: Path | None = None,
                       test_week_start: str = TEST_WEEK_START) -> EvaluationResult:
     """Replay ``data`` through the broker and a worker and measure its scores under the
-    handbook's protocol, with the test week starting on ``test_week_start``."""
+    handbook's protocol, with the test week starting on ``test_week_start``.
+
+    ``data`` may be several histories that follow one another, oldest first: they are
+    replayed in that order as one history, so a hold-out that continues a history is scored
+    by models (and windows, and merchant risk) that have lived through the history before it,
+    as a deployed worker's would."""
     started = time.monotonic()
-    truth = handbook_truth(data)
+    paths = [data] if isinstance(data, Path) else list(data)
+    truth = histories_truth(paths)
     train_start, week = _test_week(truth, test_week_start)
     out.mkdir(parents=True, exist_ok=True)
     options = HistoryOptions(format="fdh")
     settings, written = _through_worker(
-        data, bootstrap, options, (SCORES, LIMIT_ADJUSTMENTS),
+        paths, bootstrap, options, (SCORES, LIMIT_ADJUSTMENTS),
         default_limit_minor=HANDBOOK_LIMIT_MINOR,
     )
     metrics, test = _measure(written[SCORES], written[LIMIT_ADJUSTMENTS], truth, train_start,
                              settings.alert_threshold, settings.cut_threshold)
     metrics["test_week"] = week
+    metrics["histories"] = [path.name for path in paths]
     labels = [p.fraud for p in test]
     plots = (_plots(labels, [p.score for p in test], metrics, out, f"test week {week}")
              if 0 < sum(labels) < len(labels) else [])
     metrics["ceiling"] = delay_ceiling(truth, options.label_delay, train_start)
-    if published is None:
-        published = data.parent / "fdh_published_ch3_baseline.csv"
+    if published is None:  # beside the first history that has it
+        beside = [path.parent / _PUBLISHED_NAME for path in paths]
+        published = next((path for path in beside if path.exists()), beside[0])
     report = _report(metrics, _published(published), plots, out, time.monotonic() - started)
     return EvaluationResult(metrics, report)
 
@@ -319,7 +333,7 @@ def evaluate_credit(data: Path, out: Path, bootstrap: str | None = None,
     defaulted = uci_defaults(data)  # refuses a table it cannot read before anything is made
     out.mkdir(parents=True, exist_ok=True)
     settings, written = _through_worker(
-        data, bootstrap, HistoryOptions(format="uci-taiwan", cohort_size=cohort_size),
+        [data], bootstrap, HistoryOptions(format="uci-taiwan", cohort_size=cohort_size),
         (CREDIT_SCORES, LIMIT_ADJUSTMENTS),
         currency="TWD", default_limit_minor=100, max_limit_minor=10**11,  # limits come on bills
     )

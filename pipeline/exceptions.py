@@ -1,6 +1,6 @@
 """The one exception tree of the functional core."""
 
-__all__ = ["InvalidEvent", "RiskstreamError", "UnreadableSource"]
+__all__ = ["InvalidEvent", "MisorderedHistories", "RiskstreamError", "UnreadableSource"]
 
 
 class RiskstreamError(Exception):
@@ -23,3 +23,7 @@ class InvalidEvent(RiskstreamError):
 class UnreadableSource(RiskstreamError):
     """A whole input file that is not in the layout asked for (a column missing, say): no
     record of it can be read, so nothing is, rather than every record wrongly."""
+
+
+class MisorderedHistories(RiskstreamError):
+    """Histories to replay one after another that are not in time order, or overlap."""

@@ -31,9 +31,10 @@ from pipeline.evaluation import (
     ranking_metrics,
 )
 from pipeline.events import Event, Transaction
+from pipeline.exceptions import MisorderedHistories
 from pipeline.scoring import Scored
 from pipeline.sources import Rejection
-from pipeline.timeutil import DAY
+from pipeline.timeutil import DAY, format_time
 
 __all__ = [
     "HANDBOOK_FEATURES",
@@ -43,6 +44,7 @@ __all__ = [
     "handbook_metrics",
     "handbook_truth",
     "hidden_by_delay",
+    "histories_truth",
     "score_history",
     "stream_features",
 ]
@@ -111,6 +113,32 @@ def handbook_truth(path: Path) -> dict[str, Truth]:
             table.column(0).to_pylist(), table.column(1).to_pylist(), times,
             table.column(3).to_pylist(), table.column(4).to_pylist(), scenarios, strict=True)
     }
+
+
+def histories_truth(paths: Sequence[Path]) -> dict[str, Truth]:
+    """:func:`handbook_truth` of histories that follow one another, oldest first, as one (a
+    hold-out after the history that warms the models up). Refused if one starts before the
+    one before it ends, or repeats one of its transaction ids: replayed in that order, their
+    purchases would not be in event time, or one would stand for another."""
+    truth: dict[str, Truth] = {}
+    previous: tuple[Path, int] | None = None
+    for path in paths:
+        part = handbook_truth(path)
+        if not part:
+            continue
+        first = min(known.event_time for known in part.values())
+        if previous is not None and first < previous[1]:
+            raise MisorderedHistories(
+                f"{path} starts at {format_time(first)}, before {previous[0]} ends at "
+                f"{format_time(previous[1])}: give the histories oldest first, without overlap")
+        repeated = part.keys() & truth.keys()
+        if repeated:
+            raise MisorderedHistories(
+                f"{path} repeats {len(repeated):,} transaction ids of the histories before it "
+                f"(such as {min(repeated)})")
+        truth.update(part)
+        previous = path, max(known.event_time for known in part.values())
+    return truth
 
 
 def _events(path: Path, label_delay: int) -> Iterator[Event]:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -118,6 +119,55 @@ def test_the_evaluation_measures_what_the_worker_scored_in_the_chosen_test_week(
     assert "ceiling" in report
     for picture in ("roc.png", "precision_recall.png"):
         assert (tmp_path / "report" / picture).stat().st_size > 1_000
+
+
+def _split(history: Path, day: int) -> tuple[Path, Path]:
+    """The history as two files that follow one another: its first ``day`` days, then the
+    rest."""
+    table = pq.read_table(history)
+    cut = pa.scalar(_START.replace(tzinfo=None) + timedelta(days=day), pa.timestamp("us"))
+    before = pc.less(table.column("TX_DATETIME"), cut)
+    paths = history.with_name("earlier.parquet"), history.with_name("later.parquet")
+    pq.write_table(table.filter(before), paths[0])
+    pq.write_table(table.filter(pc.invert(before)), paths[1])
+    return paths
+
+
+def test_histories_that_follow_one_another_are_measured_as_one(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    # A hold-out that continues a history: its test week scored by models that lived through
+    # the history before it, the fraud labels of its last week released into the next file's.
+    history = _handbook_history(tmp_path / "data" / "history.parquet", customers=120,
+                                terminals=60, seed=8)
+    earlier, later = _split(history, 18)
+    result = evaluate_handbook([earlier, later], tmp_path / "report",
+                               bootstrap=broker.bootstrap, test_week_start=_TEST_START)
+    metrics = result.metrics
+    whole = ranking_metrics(handbook_test_set(
+        score_history(history, RiskConfig(default_limit_minor=HANDBOOK_LIMIT_MINOR)),
+        train_start_day(_TEST_START)))
+    assert metrics["test_frauds"] == whole["test_frauds"] > 0
+    for name in ("test_transactions", "auc_roc", "average_precision", "card_precision_at_100"):
+        assert metrics[name] == pytest.approx(whole[name], abs=1e-12), name
+    assert metrics["histories"] == ["earlier.parquet", "later.parquet"]
+    assert "(`earlier.parquet`, then `later.parquet`)" in result.report.read_text()
+
+
+def test_the_cli_refuses_histories_out_of_order_before_running(tmp_path: Path) -> None:
+    from tests.integration.test_cli import riskstream
+
+    history = _handbook_history(tmp_path / "history.parquet", customers=20, terminals=10,
+                                seed=6)
+    earlier, later = _split(history, 18)
+    refused = riskstream("evaluate", "--data", str(later), "--data", str(earlier),
+                         "--test-start", _TEST_START, "--out", str(tmp_path / "out"),
+                         env=dict(os.environ))
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "--data" in refused.stderr
+    assert f"{earlier} starts at 2019-03-01" in refused.stderr
+    assert "oldest first" in refused.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_history_without_scenarios_is_measured_and_says_what_it_cannot_measure(

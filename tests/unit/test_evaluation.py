@@ -17,7 +17,8 @@ from pipeline.evaluation import (
     handbook_test_set,
     roc_auc,
 )
-from pipeline.handbook import delay_ceiling, handbook_truth, hidden_by_delay
+from pipeline.exceptions import MisorderedHistories
+from pipeline.handbook import delay_ceiling, handbook_truth, hidden_by_delay, histories_truth
 
 
 def _brute_auc(labels: list[bool], scores: list[float]) -> float:
@@ -116,3 +117,34 @@ def test_the_delay_ceiling_ranks_every_fraud_first_except_the_hidden(tmp_path: P
     assert (ceiling["test_transactions"], ceiling["test_frauds"]) == (145, 5)
     assert ceiling["auc_roc"] == pytest.approx((2 + 3 * 0.5) / 5)
     assert ceiling["average_precision"] == pytest.approx(2 / 5 + 3 / 5 * 5 / 145)
+
+
+def _purchases(path: Path, ids: list[int], seconds: list[int]) -> Path:
+    pq.write_table(pa.table({
+        "TRANSACTION_ID": ids, "CUSTOMER_ID": [7] * len(ids), "TERMINAL_ID": [3] * len(ids),
+        "TX_DATETIME": pa.array([t * 1_000_000 for t in seconds], pa.timestamp("us")),
+        "TX_FRAUD": [0] * len(ids),
+    }), path)
+    return path
+
+
+def test_histories_that_follow_one_another_are_one_truth_and_others_are_refused(
+    tmp_path: Path
+) -> None:
+    start = FIRST_DAY * 86_400
+    first = _purchases(tmp_path / "first.parquet", [1, 2], [start, start + 100])
+    touching = _purchases(tmp_path / "touching.parquet", [3], [start + 100])
+    empty = _purchases(tmp_path / "empty.parquet", [], [])
+    truth = histories_truth([first, empty, touching])
+    assert truth == {**handbook_truth(first), **handbook_truth(touching)}
+    assert list(truth) == ["1", "2", "3"]
+    with pytest.raises(MisorderedHistories, match=r"first.parquet starts at 2018-04-01T00:00:00"
+                       r".*before .*touching.parquet ends at 2018-04-01T00:01:40.*oldest first"):
+        histories_truth([touching, first])
+    overlapping = _purchases(tmp_path / "overlapping.parquet", [4], [start + 50])
+    with pytest.raises(MisorderedHistories, match=r"overlapping\.parquet starts"):
+        histories_truth([first, overlapping])
+    repeating = _purchases(tmp_path / "repeating.parquet", [2], [start + 200])
+    with pytest.raises(MisorderedHistories,
+                       match=r"repeating.parquet repeats 1 transaction ids .*\(such as 2\)"):
+        histories_truth([first, repeating])
