@@ -14,9 +14,11 @@ night is ``hour <= 6``; weekend is Saturday and Sunday; ``TX_DATETIME`` is read 
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -141,8 +143,20 @@ def histories_truth(paths: Sequence[Path]) -> dict[str, Truth]:
     return truth
 
 
-def _events(path: Path, label_delay: int) -> Iterator[Event]:
-    """The handbook's events in order; the file is known to be valid, so a rejection is a bug."""
+def _events(history: Path | Sequence[Path], label_delay: int) -> Iterator[Event]:
+    """The events of one history, or of histories that follow one another, in event time
+    (a history's last fraud labels are released among the next one's purchases). The files
+    are known to be valid, so a rejection is a bug."""
+    paths = [history] if isinstance(history, Path) else list(history)
+    if len(paths) == 1:
+        return _file_events(paths[0], label_delay)
+    # At equal times the earlier history's event comes first: its label, say, before the
+    # next one's purchase, as in one history (read_fdh).
+    return heapq.merge(*(_file_events(path, label_delay) for path in paths),
+                       key=attrgetter("event_time"))
+
+
+def _file_events(path: Path, label_delay: int) -> Iterator[Event]:
     for record in read_fdh(path, label_delay=label_delay):
         if isinstance(record.item, Rejection):
             raise ValueError(f"{record.path}:{record.line}: {record.item.error}")
@@ -150,9 +164,10 @@ def _events(path: Path, label_delay: int) -> Iterator[Event]:
 
 
 def stream_features(
-    path: Path, config: RiskConfig | None = None
+    history: Path | Sequence[Path], config: RiskConfig | None = None
 ) -> Iterator[tuple[int, dict[str, float]]]:
-    """(TRANSACTION_ID, handbook features) of every purchase in the handbook file, in order.
+    """(TRANSACTION_ID, handbook features) of every purchase in the handbook file, in order
+    (or in histories that follow one another, oldest first: :func:`histories_truth`).
 
     One engine sees every purchase and keeps its own merchants' activity: the reference that
     partitioned engines sharing a merchant replica reproduce (``tests/unit/test_replica.py``).
@@ -164,7 +179,7 @@ def stream_features(
         seen.append((int(tx.event_id), handbook_row(features)))
 
     engine.observer = observe
-    for event in _events(path, engine.config.label_delay):
+    for event in _events(history, engine.config.label_delay):
         engine.process(event)
         if seen:
             yield from seen
@@ -172,11 +187,13 @@ def stream_features(
 
 
 def score_history(
-    path: Path, config: RiskConfig | None = None, until_day: int | None = None,
+    history: Path | Sequence[Path], config: RiskConfig | None = None,
+    until_day: int | None = None,
 ) -> list[ScoredPurchase]:
-    """Every purchase of the handbook file with the score the engine gave it when it arrived,
-    learning online from the fraud labels as they are released (``config.label_delay``)."""
-    truth = handbook_truth(path)
+    """Every purchase of the handbook file (or of histories that follow one another, oldest
+    first) with the score the engine gave it when it arrived, learning online from the fraud
+    labels as they are released (``config.label_delay``)."""
+    truth = histories_truth([history] if isinstance(history, Path) else history)
     engine = RiskEngine(config if config is not None else RiskConfig())
     scored: list[ScoredPurchase] = []
 
@@ -184,7 +201,7 @@ def score_history(
         scored.append(truth[tx.event_id].scored(tx.event_id, result.score))
 
     engine.observer = observe
-    for event in _events(path, engine.config.label_delay):
+    for event in _events(history, engine.config.label_delay):
         if until_day is not None and event.event_time // DAY - FIRST_DAY > until_day:
             break
         engine.process(event)

@@ -7,13 +7,8 @@ the test week is chosen with ``--test-start`` as it would be for any other label
 from __future__ import annotations
 
 import os
-import random
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 
 from agents.broker import EmbeddedBroker
@@ -27,69 +22,24 @@ from pipeline.evaluation import (
 )
 from pipeline.handbook import handbook_truth, score_history
 from pipeline.timeutil import DAY
+from tests.handbook_data import START, handbook_history, split_history
 
 pytestmark = pytest.mark.integration
 
-_START = datetime(2019, 3, 1, tzinfo=UTC)
-_DAYS = 28
 _TEST_START = "2019-03-22"  # days 21..27: a training week and a delay week before it
-
-
-def _handbook_history(path: Path, customers: int, terminals: int, seed: int,
-                      scenario_column: bool = True) -> Path:
-    """Purchases in the handbook's layout: each customer buys at a few nearby terminals around
-    its own mean amount. Frauds: amounts over 220 (scenario 1); a terminal compromised every
-    fourth day, all its purchases for 14 days (2); two customers compromised every third day,
-    a third of their purchases five times their usual for 14 days (3)."""
-    rng = random.Random(seed)
-    means = [rng.uniform(5, 100) for _ in range(customers)]
-    nearby = [rng.sample(range(terminals), 5) for _ in range(customers)]
-    compromised_terminals = {rng.randrange(terminals): day for day in range(2, _DAYS, 4)}
-    compromised_customers = {customer: day for day in range(1, _DAYS, 3)
-                             for customer in rng.sample(range(customers), 2)}
-    rows = []
-    for day in range(_DAYS):
-        for customer in range(customers):
-            for _ in range(rng.choice((0, 1, 2, 3, 4))):
-                terminal = rng.choice(nearby[customer])
-                amount = max(0.01, rng.gauss(means[customer], means[customer] / 2))
-                scenario = 0
-                since = compromised_customers.get(customer)
-                if since is not None and 0 <= day - since < 14 and rng.random() < 1 / 3:
-                    amount, scenario = amount * 5, 3
-                since = compromised_terminals.get(terminal)
-                if since is not None and 0 <= day - since < 14:
-                    scenario = 2
-                if amount > 220:
-                    scenario = 1
-                seconds = day * 86_400 + rng.randrange(86_400)
-                rows.append((seconds, customer, terminal, round(amount, 2), scenario))
-    rows.sort()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({
-        "TRANSACTION_ID": list(range(len(rows))),
-        "TX_DATETIME": pa.array([_START + timedelta(seconds=row[0]) for row in rows],
-                                pa.timestamp("us")),
-        "CUSTOMER_ID": [row[1] for row in rows],
-        "TERMINAL_ID": [row[2] for row in rows],
-        "TX_AMOUNT": [row[3] for row in rows],
-        "TX_FRAUD": [int(row[4] > 0) for row in rows],
-        **({"TX_FRAUD_SCENARIO": [row[4] for row in rows]} if scenario_column else {}),
-    }), path)
-    return path
 
 
 def test_the_evaluation_measures_what_the_worker_scored_in_the_chosen_test_week(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
-    history = _handbook_history(tmp_path / "data" / "history.parquet", customers=300,
+    history = handbook_history(tmp_path / "data" / "history.parquet", customers=300,
                                 terminals=150, seed=5)
     result = evaluate_handbook(history, tmp_path / "report", bootstrap=broker.bootstrap,
                                test_week_start=_TEST_START)
     metrics = result.metrics
     # Every purchase of the test week came back scored from the worker, less the customers
     # whose fraud was known by then: the protocol's test set, on the week asked for.
-    first_day = int(_START.timestamp()) * 1_000_000 // DAY
+    first_day = int(START.timestamp()) * 1_000_000 // DAY
     expected = handbook_test_set(
         [ScoredPurchase(tx, known.customer, known.event_time // DAY - first_day, 0.0,
                         known.fraud, known.scenario)
@@ -121,26 +71,14 @@ def test_the_evaluation_measures_what_the_worker_scored_in_the_chosen_test_week(
         assert (tmp_path / "report" / picture).stat().st_size > 1_000
 
 
-def _split(history: Path, day: int) -> tuple[Path, Path]:
-    """The history as two files that follow one another: its first ``day`` days, then the
-    rest."""
-    table = pq.read_table(history)
-    cut = pa.scalar(_START.replace(tzinfo=None) + timedelta(days=day), pa.timestamp("us"))
-    before = pc.less(table.column("TX_DATETIME"), cut)
-    paths = history.with_name("earlier.parquet"), history.with_name("later.parquet")
-    pq.write_table(table.filter(before), paths[0])
-    pq.write_table(table.filter(pc.invert(before)), paths[1])
-    return paths
-
-
 def test_histories_that_follow_one_another_are_measured_as_one(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
     # A hold-out that continues a history: its test week scored by models that lived through
     # the history before it, the fraud labels of its last week released into the next file's.
-    history = _handbook_history(tmp_path / "data" / "history.parquet", customers=120,
+    history = handbook_history(tmp_path / "data" / "history.parquet", customers=120,
                                 terminals=60, seed=8)
-    earlier, later = _split(history, 18)
+    earlier, later = split_history(history, 18)
     result = evaluate_handbook([earlier, later], tmp_path / "report",
                                bootstrap=broker.bootstrap, test_week_start=_TEST_START)
     metrics = result.metrics
@@ -157,9 +95,9 @@ def test_histories_that_follow_one_another_are_measured_as_one(
 def test_the_cli_refuses_histories_out_of_order_before_running(tmp_path: Path) -> None:
     from tests.integration.test_cli import riskstream
 
-    history = _handbook_history(tmp_path / "history.parquet", customers=20, terminals=10,
+    history = handbook_history(tmp_path / "history.parquet", customers=20, terminals=10,
                                 seed=6)
-    earlier, later = _split(history, 18)
+    earlier, later = split_history(history, 18)
     refused = riskstream("evaluate", "--data", str(later), "--data", str(earlier),
                          "--test-start", _TEST_START, "--out", str(tmp_path / "out"),
                          env=dict(os.environ))
@@ -173,7 +111,7 @@ def test_the_cli_refuses_histories_out_of_order_before_running(tmp_path: Path) -
 def test_a_history_without_scenarios_is_measured_and_says_what_it_cannot_measure(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
-    history = _handbook_history(tmp_path / "history.parquet", customers=80, terminals=40,
+    history = handbook_history(tmp_path / "history.parquet", customers=80, terminals=40,
                                 seed=7, scenario_column=False)
     result = evaluate_handbook(history, tmp_path / "report", bootstrap=broker.bootstrap,
                                test_week_start=_TEST_START)
@@ -192,7 +130,7 @@ def test_the_cli_refuses_a_test_week_outside_the_history_before_running(
 ) -> None:
     from tests.integration.test_cli import riskstream
 
-    history = _handbook_history(tmp_path / "history.parquet", customers=20, terminals=10,
+    history = handbook_history(tmp_path / "history.parquet", customers=20, terminals=10,
                                 seed=6)
     refused = riskstream("evaluate", "--data", str(history), "--out", str(tmp_path / "out"),
                          env=dict(os.environ))  # the handbook's own week, 2018-08-08

@@ -18,7 +18,16 @@ from pipeline.evaluation import (
     roc_auc,
 )
 from pipeline.exceptions import MisorderedHistories
-from pipeline.handbook import delay_ceiling, handbook_truth, hidden_by_delay, histories_truth
+from pipeline.handbook import (
+    delay_ceiling,
+    handbook_truth,
+    hidden_by_delay,
+    histories_truth,
+    score_history,
+    stream_features,
+)
+from pipeline.timeutil import DAY
+from tests.handbook_data import START, handbook_history, split_history
 
 
 def _brute_auc(labels: list[bool], scores: list[float]) -> float:
@@ -148,3 +157,15 @@ def test_histories_that_follow_one_another_are_one_truth_and_others_are_refused(
     with pytest.raises(MisorderedHistories,
                        match=r"repeating.parquet repeats 1 transaction ids .*\(such as 2\)"):
         histories_truth([first, repeating])
+
+
+def test_histories_that_follow_one_another_stream_as_one_history(tmp_path: Path) -> None:
+    history = handbook_history(tmp_path / "history.parquet", customers=60, terminals=30, seed=3)
+    earlier, later = split_history(history, 18)
+    # Frauds in the earlier file's last week: their labels are released among the later
+    # file's purchases.
+    cut = (int(START.timestamp()) + 18 * 86_400) * 1_000_000
+    assert any(known.fraud and known.event_time > cut - 7 * DAY
+               for known in handbook_truth(earlier).values())
+    assert list(stream_features([earlier, later])) == list(stream_features(history))
+    assert score_history([earlier, later]) == score_history(history)
