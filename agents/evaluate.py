@@ -50,10 +50,11 @@ from pipeline.evaluation import (
 )
 from pipeline.handbook import SCENARIO_COLUMN, Truth, delay_ceiling, histories_truth
 from pipeline.history import HistoryOptions
+from pipeline.merchants import MERCHANT_SPANS
 from pipeline.outputs import CREDIT_SCORES, LIMIT_ADJUSTMENTS, SCORES
 from pipeline.timeutil import DAY, HOUR, format_time
 
-__all__ = ["EvaluationResult", "evaluate_credit", "evaluate_handbook"]
+__all__ = ["EvaluationResult", "evaluate_credit", "evaluate_handbook", "short_warmup_note"]
 
 SCENARIOS = {1: "amount > 220", 2: "compromised terminal", 3: "compromised customer"}
 #: Every card's limit in the handbook's history, which has no repayments and no statements.
@@ -214,6 +215,9 @@ def _report(metrics: dict[str, Any], published: list[dict[str, str]], plots: lis
     else:
         lines += ["", f"No ceiling: the history has no `{SCENARIO_COLUMN}` column to tell the "
                       "compromised terminals' frauds by."]
+    warmup = short_warmup_note(metrics)
+    if warmup is not None:
+        lines += ["", warmup]
     by_scenario = metrics["recall_by_scenario"]
     recall = (", ".join(f"{name} {value:.2f}" for name, value in by_scenario.items())
               if by_scenario is not None else f"not available (no `{SCENARIO_COLUMN}` column)")
@@ -241,6 +245,19 @@ def _report(metrics: dict[str, Any], published: list[dict[str, str]], plots: lis
     path = directory / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def short_warmup_note(metrics: dict[str, Any]) -> str | None:
+    """Why a test week close to the history's start is scored by models still warming up
+    (None: the history before it is long enough)."""
+    if metrics["days_before_test"] >= metrics["days_to_fill"]:
+        return None
+    return (f"**Short warm-up:** the history starts {metrics['days_before_test']} days before "
+            f"the test week, but a merchant's known frauds reach {metrics['days_to_fill']} days "
+            "back, and the classifier learns only from labels already released: the test week "
+            "is scored by windows not yet full and a model still forming. For a hold-out that "
+            "continues a history, give that history first (`--data earlier.parquet --data "
+            "holdout.parquet`), as a worker that had run through it would score the hold-out.")
 
 
 def _through_worker(paths: list[Path], bootstrap: str | None, options: HistoryOptions,
@@ -311,6 +328,9 @@ def evaluate_handbook(data: Path | Sequence[Path], out: Path, bootstrap: str | N
                              settings.alert_threshold, settings.cut_threshold)
     metrics["test_week"] = week
     metrics["histories"] = [path.name for path in paths]
+    metrics["days_before_test"] = (epoch_day(test_week_start)
+                                   - min(known.event_time for known in truth.values()) // DAY)
+    metrics["days_to_fill"] = (max(MERCHANT_SPANS.values()) + options.label_delay) // DAY
     labels = [p.fraud for p in test]
     plots = (_plots(labels, [p.score for p in test], metrics, out, f"test week {week}")
              if 0 < sum(labels) < len(labels) else [])

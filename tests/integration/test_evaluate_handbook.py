@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agents.broker import EmbeddedBroker
-from agents.evaluate import HANDBOOK_LIMIT_MINOR, evaluate_handbook
+from agents.evaluate import HANDBOOK_LIMIT_MINOR, evaluate_handbook, short_warmup_note
 from pipeline.config import RiskConfig
 from pipeline.evaluation import (
     ScoredPurchase,
@@ -65,6 +65,9 @@ def test_the_evaluation_measures_what_the_worker_scored_in_the_chosen_test_week(
         "amount > 220", "compromised terminal", "compromised customer"}
     report = result.report.read_text()
     assert "test week 2019-03-22..2019-03-28" in report
+    # Three weeks before the test week, where a merchant's known frauds reach back 37 days.
+    assert (metrics["days_before_test"], metrics["days_to_fill"]) == (21, 37)
+    assert "**Short warm-up:** the history starts 21 days before the test week" in report
     assert f"**{metrics['average_precision']:.3f}**" in report
     assert "ceiling" in report
     for picture in ("roc.png", "precision_recall.png"):
@@ -90,6 +93,13 @@ def test_histories_that_follow_one_another_are_measured_as_one(
         assert metrics[name] == pytest.approx(whole[name], abs=1e-12), name
     assert metrics["histories"] == ["earlier.parquet", "later.parquet"]
     assert "(`earlier.parquet`, then `later.parquet`)" in result.report.read_text()
+
+
+def test_only_a_test_week_too_close_to_the_history_start_is_said_to_be_warming_up() -> None:
+    assert short_warmup_note({"days_before_test": 37, "days_to_fill": 37}) is None
+    note = short_warmup_note({"days_before_test": 36, "days_to_fill": 37})
+    assert note is not None and "starts 36 days before the test week" in note
+    assert "--data earlier.parquet --data holdout.parquet" in note
 
 
 def test_the_cli_refuses_histories_out_of_order_before_running(tmp_path: Path) -> None:
