@@ -48,7 +48,13 @@ from pipeline.evaluation import (
     roc_curve,
     train_start_day,
 )
-from pipeline.handbook import SCENARIO_COLUMN, Truth, delay_ceiling, histories_truth
+from pipeline.handbook import (
+    SCENARIO_COLUMN,
+    Truth,
+    delay_ceiling,
+    histories_truth,
+    history_paths,
+)
 from pipeline.history import HistoryOptions
 from pipeline.merchants import MERCHANT_SPANS
 from pipeline.outputs import CREDIT_SCORES, LIMIT_ADJUSTMENTS, SCORES
@@ -315,7 +321,7 @@ def evaluate_handbook(data: Path | Sequence[Path], out: Path, bootstrap: str | N
     by models (and windows, and merchant risk) that have lived through the history before it,
     as a deployed worker's would."""
     started = time.monotonic()
-    paths = [data] if isinstance(data, Path) else list(data)
+    paths = history_paths(data)
     truth = histories_truth(paths)
     train_start, week = _test_week(truth, test_week_start)
     out.mkdir(parents=True, exist_ok=True)

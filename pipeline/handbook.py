@@ -47,6 +47,7 @@ __all__ = [
     "handbook_truth",
     "hidden_by_delay",
     "histories_truth",
+    "history_paths",
     "score_history",
     "stream_features",
 ]
@@ -117,6 +118,11 @@ def handbook_truth(path: Path) -> dict[str, Truth]:
     }
 
 
+def history_paths(history: Path | Sequence[Path]) -> list[Path]:
+    """A history's file, or the files of histories that follow one another, as a list."""
+    return [history] if isinstance(history, Path) else list(history)
+
+
 def histories_truth(paths: Sequence[Path]) -> dict[str, Truth]:
     """:func:`handbook_truth` of histories that follow one another, oldest first, as one (a
     hold-out after the history that warms the models up). Refused if one starts before the
@@ -147,7 +153,7 @@ def _events(history: Path | Sequence[Path], label_delay: int) -> Iterator[Event]
     """The events of one history, or of histories that follow one another, in event time
     (a history's last fraud labels are released among the next one's purchases). The files
     are known to be valid, so a rejection is a bug."""
-    paths = [history] if isinstance(history, Path) else list(history)
+    paths = history_paths(history)
     if len(paths) == 1:
         return _file_events(paths[0], label_delay)
     # At equal times the earlier history's event comes first: its label, say, before the
@@ -193,7 +199,7 @@ def score_history(
     """Every purchase of the handbook file (or of histories that follow one another, oldest
     first) with the score the engine gave it when it arrived, learning online from the fraud
     labels as they are released (``config.label_delay``)."""
-    truth = histories_truth([history] if isinstance(history, Path) else history)
+    truth = histories_truth(history_paths(history))
     engine = RiskEngine(config if config is not None else RiskConfig())
     scored: list[ScoredPurchase] = []
 
