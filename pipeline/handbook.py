@@ -118,9 +118,11 @@ def handbook_truth(path: Path) -> dict[str, Truth]:
     }
 
 
-def history_paths(history: Path | Sequence[Path]) -> list[Path]:
+def history_paths(history: str | Path | Sequence[str | Path]) -> list[Path]:
     """A history's file, or the files of histories that follow one another, as a list."""
-    return [history] if isinstance(history, Path) else list(history)
+    if isinstance(history, str | Path):
+        return [Path(history)]
+    return [Path(path) for path in history]
 
 
 def histories_truth(paths: Sequence[Path]) -> dict[str, Truth]:

@@ -23,6 +23,7 @@ from pipeline.handbook import (
     handbook_truth,
     hidden_by_delay,
     histories_truth,
+    history_paths,
     score_history,
     stream_features,
 )
@@ -167,5 +168,7 @@ def test_histories_that_follow_one_another_stream_as_one_history(tmp_path: Path)
     cut = (int(START.timestamp()) + 18 * 86_400) * 1_000_000
     assert any(known.fraud and known.event_time > cut - 7 * DAY
                for known in handbook_truth(earlier).values())
+    assert history_paths(str(history)) == history_paths(history) == [history]
+    assert history_paths([str(earlier), later]) == [earlier, later]
     assert list(stream_features([earlier, later])) == list(stream_features(history))
     assert score_history([earlier, later]) == score_history(history)
