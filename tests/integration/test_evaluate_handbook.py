@@ -33,7 +33,7 @@ def test_the_evaluation_measures_what_the_worker_scored_in_the_chosen_test_week(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
     history = handbook_history(tmp_path / "data" / "history.parquet", customers=300,
-                                terminals=150, seed=5)
+                               terminals=150, seed=5)
     result = evaluate_handbook(history, tmp_path / "report", bootstrap=broker.bootstrap,
                                test_week_start=_TEST_START)
     metrics = result.metrics
@@ -80,7 +80,7 @@ def test_histories_that_follow_one_another_are_measured_as_one(
     # A hold-out that continues a history: its test week scored by models that lived through
     # the history before it, the fraud labels of its last week released into the next file's.
     history = handbook_history(tmp_path / "data" / "history.parquet", customers=120,
-                                terminals=60, seed=8)
+                               terminals=60, seed=8)
     earlier, later = split_history(history, 18)
     result = evaluate_handbook([earlier, later], tmp_path / "report",
                                bootstrap=broker.bootstrap, test_week_start=_TEST_START)
@@ -106,7 +106,7 @@ def test_the_cli_refuses_histories_out_of_order_before_running(tmp_path: Path) -
     from tests.integration.test_cli import riskstream
 
     history = handbook_history(tmp_path / "history.parquet", customers=20, terminals=10,
-                                seed=6)
+                               seed=6)
     earlier, later = split_history(history, 18)
     refused = riskstream("evaluate", "--data", str(later), "--data", str(earlier),
                          "--test-start", _TEST_START, "--out", str(tmp_path / "out"),
@@ -122,7 +122,7 @@ def test_a_history_without_scenarios_is_measured_and_says_what_it_cannot_measure
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
     history = handbook_history(tmp_path / "history.parquet", customers=80, terminals=40,
-                                seed=7, scenario_column=False)
+                               seed=7, scenario_column=False)
     result = evaluate_handbook(history, tmp_path / "report", bootstrap=broker.bootstrap,
                                test_week_start=_TEST_START)
     metrics = result.metrics
@@ -141,7 +141,7 @@ def test_the_cli_refuses_a_test_week_outside_the_history_before_running(
     from tests.integration.test_cli import riskstream
 
     history = handbook_history(tmp_path / "history.parquet", customers=20, terminals=10,
-                                seed=6)
+                               seed=6)
     refused = riskstream("evaluate", "--data", str(history), "--out", str(tmp_path / "out"),
                          env=dict(os.environ))  # the handbook's own week, 2018-08-08
     assert refused.returncode == 2, refused.stderr[-2000:]
