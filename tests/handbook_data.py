@@ -15,7 +15,7 @@ DAYS = 28
 
 
 def handbook_history(path: Path, customers: int, terminals: int, seed: int,
-                      scenario_column: bool = True) -> Path:
+                     scenario_column: bool = True) -> Path:
     """Purchases in the handbook's layout: each customer buys at a few nearby terminals around
     its own mean amount. Frauds: amounts over 220 (scenario 1); a terminal compromised every
     fourth day, all its purchases for 14 days (2); two customers compromised every third day,
