@@ -36,9 +36,11 @@ from agents.settings import Settings
 from agents.worker import PipelineWorker
 from pipeline.adapters import uci_defaults
 from pipeline.evaluation import (
+    DELAY_DAYS,
     FIRST_DAY,
     TEST_DAYS,
     TEST_WEEK_START,
+    TRAIN_DAYS,
     ScoredPurchase,
     credit_metrics,
     epoch_day,
@@ -47,6 +49,7 @@ from pipeline.evaluation import (
     ranking_metrics,
     roc_curve,
     train_start_day,
+    weekly_metrics,
 )
 from pipeline.handbook import (
     SCENARIO_COLUMN,
@@ -105,13 +108,23 @@ def _run_pipeline(settings: Settings, paths: list[Path], workdir: Path, options:
 
 
 def _measure(scores: list[dict], adjustments: list[dict], truth: dict[str, Truth],
-             train_start: int, threshold: float, cut_threshold: float
+             train_start: int, threshold: float, cut_threshold: float, label_delay: int
              ) -> tuple[dict[str, Any], list[ScoredPurchase]]:
     purchases = [truth[record["transaction_id"]].scored(record["transaction_id"],
                                                          record["score"])
                  for record in scores]
     test = handbook_test_set(purchases, train_start)
     metrics: dict[str, Any] = ranking_metrics(test)
+    # A merchant's known frauds reach back this far: a week with less history before it is
+    # scored by windows not yet full.
+    metrics["days_to_fill"] = days_to_fill = (max(MERCHANT_SPANS.values()) + label_delay) // DAY
+    history_start = min(known.event_time for known in truth.values()) // DAY - FIRST_DAY
+    metrics["days_before_test"] = _test_start(train_start) - history_start
+    metrics["weeks"] = [
+        {"test_week": _date(FIRST_DAY + _test_start(start)), "chosen": start == train_start,
+         "short_warmup": _test_start(start) - history_start < days_to_fill, **figures}
+        for start, figures in weekly_metrics(purchases, train_start).items()
+    ]
     alerted = [p for p in test if p.score >= threshold]
     frauds = [p for p in test if p.fraud]
     metrics["alert_rate"] = len(alerted) / len(test) if test else float("nan")
@@ -231,6 +244,7 @@ def _report(metrics: dict[str, Any], published: list[dict[str, str]], plots: lis
         "",
         f"Test set: {metrics['test_transactions']:,} transactions, {metrics['test_frauds']:,} "
         "frauds.",
+        *_weeks_table(metrics["weeks"]),
         "",
         f"## At the alert threshold {metrics['alert_threshold']}",
         "",
@@ -251,6 +265,31 @@ def _report(metrics: dict[str, Any], published: list[dict[str, str]], plots: lis
     path = directory / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _weeks_table(weeks: list[dict[str, Any]]) -> list[str]:
+    """Every test week the history covers, as report lines (none if only the chosen one)."""
+    if len(weeks) < 2:
+        return []
+    lines = [
+        "",
+        "## Every test week of the history",
+        "",
+        "The same protocol on each test week the history covers, a whole number of weeks "
+        "before or after the chosen one (in bold). How far the figures move from week to week "
+        "says how much one week's figures tell about another's. * : the history before the "
+        "week is shorter than a merchant's known frauds reach back (a short warm-up).",
+        "",
+        "| test week | AUC ROC | Average Precision | Card Precision@100 | test frauds |",
+        "|---|---|---|---|---|",
+    ]
+    for week in weeks:
+        bold = "**" if week["chosen"] else ""
+        lines.append(
+            f"| {bold}{week['test_week']}{bold}{' *' if week['short_warmup'] else ''} | "
+            f"{week['auc_roc']:.3f} | {week['average_precision']:.3f} | "
+            f"{week['card_precision_at_100']:.3f} | {week['test_frauds']:,} |")
+    return lines
 
 
 def short_warmup_note(metrics: dict[str, Any]) -> str | None:
@@ -306,6 +345,11 @@ def _test_week(truth: dict[str, Truth], test_week_start: str) -> tuple[int, str]
     return train_start_day(test_week_start), week
 
 
+def _test_start(train_start: int) -> int:
+    """The first test day of the protocol whose training starts on ``train_start``."""
+    return train_start + TRAIN_DAYS + DELAY_DAYS
+
+
 def _date(day: int) -> str:
     return format_time(day * DAY)[:10]
 
@@ -331,12 +375,10 @@ def evaluate_handbook(data: Path | Sequence[Path], out: Path, bootstrap: str | N
         default_limit_minor=HANDBOOK_LIMIT_MINOR,
     )
     metrics, test = _measure(written[SCORES], written[LIMIT_ADJUSTMENTS], truth, train_start,
-                             settings.alert_threshold, settings.cut_threshold)
+                             settings.alert_threshold, settings.cut_threshold,
+                             options.label_delay)
     metrics["test_week"] = week
     metrics["histories"] = [path.name for path in paths]
-    metrics["days_before_test"] = (epoch_day(test_week_start)
-                                   - min(known.event_time for known in truth.values()) // DAY)
-    metrics["days_to_fill"] = (max(MERCHANT_SPANS.values()) + options.label_delay) // DAY
     labels = [p.fraud for p in test]
     plots = (_plots(labels, [p.score for p in test], metrics, out, f"test week {week}")
              if 0 < sum(labels) < len(labels) else [])

@@ -35,6 +35,7 @@ __all__ = [
     "roc_auc",
     "roc_curve",
     "train_start_day",
+    "weekly_metrics",
 ]
 
 #: The handbook's first day, 2018-04-01, in days since the epoch: days are counted from it.
@@ -181,6 +182,33 @@ def ranking_metrics(test: Sequence[ScoredPurchase]) -> dict[str, float]:
         "test_transactions": len(test),
         "test_frauds": sum(labels),
     }
+
+
+def weekly_metrics(purchases: Iterable[ScoredPurchase], train_start_day: int
+                   ) -> dict[int, dict[str, float]]:
+    """:func:`ranking_metrics` of every protocol aligned with the one whose training starts on
+    ``train_start_day`` (shifted by whole weeks) that the purchases cover from its training
+    week's first day to its test week's last: training start -> metrics, in order. The
+    spread across weeks shows how much one week's figures say about another's.
+
+    >>> days = [ScoredPurchase(f"t{d}", f"c{d}", d, 0.5, d % 5 == 0) for d in range(3, 40)]
+    >>> list(weekly_metrics(days, train_start_day=10))  # 3..23, 10..30, 17..37 fit; 24..44 not
+    [3, 10, 17]
+    """
+    by_day: dict[int, list[ScoredPurchase]] = defaultdict(list)
+    for purchase in purchases:
+        by_day[purchase.day].append(purchase)
+    if not by_day:
+        return {}
+    span = TRAIN_DAYS + DELAY_DAYS + TEST_DAYS
+    first, last = min(by_day), max(by_day)
+    start = train_start_day - (train_start_day - first) // 7 * 7
+    weeks: dict[int, dict[str, float]] = {}
+    while start + span - 1 <= last:
+        covered = [p for day in range(start, start + span) for p in by_day.get(day, ())]
+        weeks[start] = ranking_metrics(handbook_test_set(covered, start))
+        start += 7
+    return weeks
 
 
 def card_precision_at_k(test: Iterable[ScoredPurchase], k: int = 100) -> float:

@@ -54,12 +54,19 @@ def test_the_evaluation_measures_what_the_worker_scored_in_the_chosen_test_week(
     # in event-time order gives: the merchant replica and the topics' alignment are exact.
     # (A replica taking its inputs for silent on a fetch older than the worker's once let the
     # worker score purchases without the week before them: AUC 0.56..0.70 from run to run.)
-    reference = ranking_metrics(handbook_test_set(
-        score_history(history, RiskConfig(default_limit_minor=HANDBOOK_LIMIT_MINOR)),
-        train_start_day(_TEST_START)))
+    core = score_history(history, RiskConfig(default_limit_minor=HANDBOOK_LIMIT_MINOR))
+    reference = ranking_metrics(handbook_test_set(core, train_start_day(_TEST_START)))
     for name in ("auc_roc", "average_precision", "card_precision_at_100"):
         assert metrics[name] == pytest.approx(reference[name], abs=1e-12), name
     assert metrics["auc_roc"] > 0.65  # random scores would give 0.5
+    # The 28 days hold two whole protocols: the chosen week's, and the one a week earlier.
+    weeks = metrics["weeks"]
+    assert [(w["test_week"], w["chosen"], w["short_warmup"]) for w in weeks] == [
+        ("2019-03-15", False, True), ("2019-03-22", True, True)]
+    for week, test_start in zip(weeks, ("2019-03-15", _TEST_START), strict=True):
+        figures = ranking_metrics(handbook_test_set(core, train_start_day(test_start)))
+        for name in ("test_frauds", "auc_roc", "average_precision", "card_precision_at_100"):
+            assert week[name] == pytest.approx(figures[name], abs=1e-12), (test_start, name)
     assert metrics["limit_cuts"] > 0
     assert set(metrics["recall_by_scenario"]) == {
         "amount > 220", "compromised terminal", "compromised customer"}
@@ -68,6 +75,10 @@ def test_the_evaluation_measures_what_the_worker_scored_in_the_chosen_test_week(
     # Three weeks before the test week, where a merchant's known frauds reach back 37 days.
     assert (metrics["days_before_test"], metrics["days_to_fill"]) == (21, 37)
     assert "**Short warm-up:** the history starts 21 days before the test week" in report
+    assert "## Every test week of the history" in report
+    assert (f"| **2019-03-22** * | {metrics['auc_roc']:.3f} | "
+            f"{metrics['average_precision']:.3f} | ") in report
+    assert f"| 2019-03-15 * | {weeks[0]['auc_roc']:.3f} | " in report
     assert f"**{metrics['average_precision']:.3f}**" in report
     assert "ceiling" in report
     for picture in ("roc.png", "precision_recall.png"):

@@ -15,7 +15,9 @@ from pipeline.evaluation import (
     average_precision,
     card_precision_at_k,
     handbook_test_set,
+    ranking_metrics,
     roc_auc,
+    weekly_metrics,
 )
 from pipeline.exceptions import MisorderedHistories
 from pipeline.handbook import (
@@ -72,6 +74,20 @@ def test_card_precision_counts_cards_once_and_drops_those_already_detected() -> 
     ]
     # day 0: top-2 cards a (fraud), b -> 1/2; day 1: c (fraud), d -> 1/2.
     assert card_precision_at_k(test, k=2) == pytest.approx(0.5)
+
+
+def test_every_aligned_week_the_purchases_cover_is_measured_as_on_its_own() -> None:
+    rng = random.Random(4)
+    purchases = [_purchase(f"c{rng.randrange(2_000)}", day, rng.random(), rng.random() < 0.02)
+                 for day in range(2, 60) for _ in range(100)]
+    weeks = weekly_metrics(purchases, train_start_day=30)
+    # Whole weeks before and after day 30, from the first day (2) to the last (59).
+    assert list(weeks) == [2, 9, 16, 23, 30, 37]
+    assert list(weekly_metrics(purchases, train_start_day=100)) == list(weeks)
+    for start, figures in weeks.items():
+        assert figures["test_frauds"] > 0
+        assert figures == ranking_metrics(handbook_test_set(purchases, start))
+    assert weekly_metrics([], train_start_day=30) == {}
 
 
 def test_the_test_set_leaves_out_customers_known_compromised_a_delay_earlier() -> None:
