@@ -202,12 +202,13 @@ def weekly_metrics(purchases: Iterable[ScoredPurchase], train_start_day: int
         return {}
     span = TRAIN_DAYS + DELAY_DAYS + TEST_DAYS
     first, last = min(by_day), max(by_day)
-    start = train_start_day - (train_start_day - first) // 7 * 7
+    # Shifted by whole test weeks, so that the test weeks follow one another.
+    start = train_start_day - (train_start_day - first) // TEST_DAYS * TEST_DAYS
     weeks: dict[int, dict[str, float]] = {}
     while start + span - 1 <= last:
         covered = [p for day in range(start, start + span) for p in by_day.get(day, ())]
         weeks[start] = ranking_metrics(handbook_test_set(covered, start))
-        start += 7
+        start += TEST_DAYS
     return weeks
 
 
