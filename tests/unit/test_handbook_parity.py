@@ -38,9 +38,9 @@ TOLERANCE = 1e-6
 CUSTOMER_COLUMNS = [name for name in HANDBOOK_FEATURES if name.startswith("CUSTOMER_ID")]
 WINDOW_DAYS = ("1", "7", "30")
 
+_MISSING = [str(path) for path in (*BEFORE, TRANSACTIONS, ORACLE) if not path.exists()]
 pytestmark = pytest.mark.skipif(
-    not all(path.exists() for path in (TRANSACTIONS, ORACLE, *BEFORE)),
-    reason="shared handbook data not present",
+    bool(_MISSING), reason=f"handbook data not present: {', '.join(_MISSING)}",
 )
 
 
