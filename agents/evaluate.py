@@ -59,7 +59,7 @@ from pipeline.handbook import (
     history_paths,
 )
 from pipeline.history import HistoryOptions
-from pipeline.merchants import MERCHANT_SPANS
+from pipeline.merchants import MerchantBook
 from pipeline.outputs import CREDIT_SCORES, LIMIT_ADJUSTMENTS, SCORES
 from pipeline.timeutil import DAY, HOUR, format_time
 
@@ -117,7 +117,7 @@ def _measure(scores: list[dict], adjustments: list[dict], truth: dict[str, Truth
     metrics: dict[str, Any] = ranking_metrics(test)
     # A merchant's known frauds reach back this far: a week with less history before it is
     # scored by windows not yet full.
-    metrics["days_to_fill"] = days_to_fill = (max(MERCHANT_SPANS.values()) + label_delay) // DAY
+    metrics["days_to_fill"] = days_to_fill = MerchantBook(label_delay).reach // DAY
     history_start = min(known.event_time for known in truth.values()) // DAY - FIRST_DAY
     metrics["days_before_test"] = _test_start(train_start) - history_start
     metrics["weeks"] = [
