@@ -36,14 +36,13 @@ from agents.settings import Settings
 from agents.worker import PipelineWorker
 from pipeline.adapters import uci_defaults
 from pipeline.evaluation import (
-    DELAY_DAYS,
     FIRST_DAY,
     TEST_DAYS,
     TEST_WEEK_START,
-    TRAIN_DAYS,
     ScoredPurchase,
     credit_metrics,
     epoch_day,
+    first_test_day,
     handbook_test_set,
     precision_recall_curve,
     ranking_metrics,
@@ -119,10 +118,10 @@ def _measure(scores: list[dict], adjustments: list[dict], truth: dict[str, Truth
     # scored by windows not yet full.
     metrics["days_to_fill"] = days_to_fill = MerchantBook(label_delay).reach // DAY
     history_start = min(known.event_time for known in truth.values()) // DAY - FIRST_DAY
-    metrics["days_before_test"] = _test_start(train_start) - history_start
+    metrics["days_before_test"] = first_test_day(train_start) - history_start
     metrics["weeks"] = [
-        {"test_week": _date(FIRST_DAY + _test_start(start)), "chosen": start == train_start,
-         "short_warmup": _test_start(start) - history_start < days_to_fill, **figures}
+        {"test_week": _date(FIRST_DAY + first_test_day(start)), "chosen": start == train_start,
+         "short_warmup": first_test_day(start) - history_start < days_to_fill, **figures}
         for start, figures in weekly_metrics(purchases, train_start).items()
     ]
     alerted = [p for p in test if p.score >= threshold]
@@ -334,8 +333,8 @@ def _through_worker(paths: list[Path], bootstrap: str | None, options: HistoryOp
 def _test_week(truth: dict[str, Truth], test_week_start: str) -> tuple[int, str]:
     """The protocol's first day for a test week starting on ``test_week_start``, and the week
     as text; a week in which the history has no purchase is refused before anything runs."""
-    first_test_day = epoch_day(test_week_start)
-    test_days = range(first_test_day, first_test_day + TEST_DAYS)
+    first = epoch_day(test_week_start)
+    test_days = range(first, first + TEST_DAYS)
     days = {known.event_time // DAY for known in truth.values()}
     week = f"{test_week_start}..{_date(test_days[-1])}"
     if not days.intersection(test_days):
@@ -343,11 +342,6 @@ def _test_week(truth: dict[str, Truth], test_week_start: str) -> tuple[int, str]
         raise EmptyTestWeekError(f"the history has no purchase in the test week {week} "
                                  f"(it holds {span}); choose the week with --test-start")
     return train_start_day(test_week_start), week
-
-
-def _test_start(train_start: int) -> int:
-    """The first test day of the protocol whose training starts on ``train_start``."""
-    return train_start + TRAIN_DAYS + DELAY_DAYS
 
 
 def _date(day: int) -> str:

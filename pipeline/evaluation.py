@@ -29,6 +29,7 @@ __all__ = [
     "card_precision_at_k",
     "credit_metrics",
     "epoch_day",
+    "first_test_day",
     "handbook_test_set",
     "precision_recall_curve",
     "ranking_metrics",
@@ -64,6 +65,16 @@ def train_start_day(test_week_start: str) -> int:
     115
     """
     return epoch_day(test_week_start) - FIRST_DAY - TRAIN_DAYS - DELAY_DAYS
+
+
+def first_test_day(train_start_day: int) -> int:
+    """The first test day of the protocol whose training starts on ``train_start_day``: after
+    the training week and the week its labels take to arrive.
+
+    >>> first_test_day(train_start_day(TEST_WEEK_START)) + FIRST_DAY == epoch_day(TEST_WEEK_START)
+    True
+    """
+    return train_start_day + TRAIN_DAYS + DELAY_DAYS
 
 
 #: The handbook's chapter 3 protocol, as days since its first day.
