@@ -343,13 +343,13 @@ def _uci_defaults(
 ) -> Iterator[tuple[int, SourceRecord]]:
     year, month = _shifted(2005, 10, shift)
     known = parse_time(_uci_time(year, month, _DUE_DAY, "23:59:59")) + UCI_DEFAULT_GRACE
+    label = columns[_UCI_LABEL]
     for line, row in cohort:
-        defaulted = _whole_number(row[columns[_UCI_LABEL]])
-        if defaulted not in (0, 1):
-            yield known, _refused(source, line, row, (
-                f"{columns[_UCI_LABEL]} {row[columns[_UCI_LABEL]]!r} is not 0 or 1"))
+        defaulted = _uci_outcome(row[label])
+        if defaulted is None:
+            yield known, _refused(source, line, row, f"{label} {row[label]!r} is not 0 or 1")
             continue
-        if defaulted == 1:
+        if defaulted:
             client = row.get("ID", "")
             yield known, _validated(source, line, {
                 "type": "label", "event_id": f"uci-{client}-default",
@@ -364,11 +364,11 @@ def uci_defaults(path: Path) -> dict[str, bool]:
         label = _uci_columns(path, reader.fieldnames)[_UCI_LABEL]
         defaults = {}
         for row in reader:
-            defaulted = _whole_number(row[label])
-            if defaulted not in (0, 1):
+            defaulted = _uci_outcome(row[label])
+            if defaulted is None:
                 raise UnreadableSource(f"{path}:{reader.line_num}: {label} {row[label]!r} is "
                                        "not 0 or 1, so the client's outcome is unknown")
-            defaults[f"uci-{row.get('ID', '')}"] = defaulted == 1
+            defaults[f"uci-{row.get('ID', '')}"] = defaulted
         return defaults
 
 
@@ -402,6 +402,12 @@ def _uci_columns(path: Path, header: Sequence[str] | None) -> dict[str, str]:
     if missing:
         raise _lacking(path, "a UCI Taiwan clients table", missing)
     return columns
+
+
+def _uci_outcome(text: str) -> bool | None:
+    """A label cell: whether the client defaulted (1) or not (0); None for anything else."""
+    value = _whole_number(text)
+    return None if value not in (0, 1) else value == 1
 
 
 def _whole_number(text: str | None) -> int | None:
