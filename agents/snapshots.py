@@ -27,8 +27,8 @@ __all__ = ["PartitionSnapshot", "ReplicaSnapshot", "SnapshotStore"]
 #: classifier's merchant inputs are the ordinary-fraud risks. 3: the fraud classifier keeps
 #: its averaged model. 4: the default model keeps its averaged model too, and a line's inputs
 #: include the utilisations' spline terms. 5: the fraud classifier's inputs include the
-#: merchant's fraud run.
-_FORMAT_VERSION = 5
+#: merchant's fraud run. 6: the purchases waiting for their label know which are all learned.
+_FORMAT_VERSION = 6
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pipeline.credit import CreditHistory, DefaultModel
 from pipeline.events import FRAUD_LABEL_KINDS, Event, Label, Repayment, Statement, Transaction
 from pipeline.exceptions import InvalidEvent
 from pipeline.features import purchase_features
-from pipeline.learning import PendingLabels
+from pipeline.learning import PendingLabels, at_risky_merchant
 from pipeline.merchants import MerchantBook
 from pipeline.money import format_minor
 from pipeline.outputs import (
@@ -81,7 +81,7 @@ class RiskEngine:
         #: released at the delay may arrive up to ``allowed_lateness`` after purchases that
         #: follow it, from another topic): otherwise that fraud would be learned as legitimate.
         self.pending_labels = PendingLabels(self.config.label_delay + self.config.allowed_lateness,
-                                            self.config.negative_share)
+                                            self.config.negative_share, at_risky_merchant)
         #: Default risk of the credit lines, and when each billing cycle's performance window
         #: closes: (time, user id, cycle number).
         self.default_model = DefaultModel()
@@ -130,8 +130,8 @@ class RiskEngine:
         if self.watermark is None or now > self.watermark:
             self.watermark = now
             learn_label = self.scorer.learn_label
-            for inputs in self.pending_labels.matured(now):
-                learn_label(inputs, False)
+            for inputs, weight in self.pending_labels.matured(now):
+                learn_label(inputs, False, weight)
             self._mature_cycles(now)
         outputs: list[Output] = []
         expiries = self._expiries

@@ -275,6 +275,6 @@ class RiskScorer:
         """Unsupervised learning from a purchase as it happens."""
         self.anomaly.learn_one(x)
 
-    def learn_label(self, inputs: array, fraud: bool) -> None:
+    def learn_label(self, inputs: array, fraud: bool, weight: float = 1.0) -> None:
         """Supervised learning from a purchase whose label is now known."""
-        self.classifier.learn_one(inputs, fraud)
+        self.classifier.learn_one(inputs, fraud, weight)

@@ -339,6 +339,36 @@ def test_the_classifier_learns_only_from_released_labels_and_then_ranks_fraud_hi
     assert scores[0] > 0.5 > scores[1]
 
 
+def test_legitimate_purchases_at_a_merchant_with_known_frauds_are_all_learned() -> None:
+    """Only a share of legitimate purchases is learned, but every one at a merchant with known
+    frauds is -- weighted by the share, so the classifier learns the same odds in expectation
+    -- since they are what teaches it what a merchant's known frauds mean."""
+    config = RiskConfig(negative_share=0.25)
+    engine = RiskEngine(config)
+    learned: list[tuple[str, bool, float]] = []
+    merchants: dict[int, str] = {}  # inputs' id -> merchant, to tell the calls apart
+    engine.observer = lambda purchase, _f, scored: merchants.__setitem__(
+        id(scored.inputs), purchase.merchant_id)
+    learn_label = engine.scorer.learn_label
+
+    def spy(inputs, fraud, weight=1.0):  # type: ignore[no-untyped-def]
+        learned.append((merchants[id(inputs)], fraud, weight))
+        learn_label(inputs, fraud, weight)
+
+    engine.scorer.learn_label = spy  # type: ignore[method-assign]
+    fraud = tx("victim", T0, 5_000, merchant="terminal")
+    run(engine, [fraud, label("victim", T0 + 7 * DAY, "fraud", fraud.event_id)])
+    # From day 8 the terminal's known fraud is in its risk; the shop has none.
+    purchases = [tx(f"u{index}", T0 + 8 * DAY + index * MINUTE, 5_000,
+                    merchant="terminal" if index % 2 else "shop") for index in range(200)]
+    run(engine, [*purchases, tx("late", T0 + 20 * DAY, 5_000, merchant="elsewhere")])
+    assert learned[0] == ("terminal", True, 1.0)
+    at_terminal = [entry for entry in learned if entry[0] == "terminal" and not entry[1]]
+    at_shop = [entry for entry in learned if entry[0] == "shop"]
+    assert len(at_terminal) == 100 and {weight for *_, weight in at_terminal} == {0.25}
+    assert 10 < len(at_shop) < 45 and {weight for *_, weight in at_shop} == {1.0}
+
+
 def test_a_fraud_label_applied_after_later_purchases_within_the_lateness_is_learned_as_fraud(
 ) -> None:
     """A label released at the label delay comes from another topic than the purchases, so it

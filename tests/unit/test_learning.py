@@ -113,3 +113,28 @@ def test_the_default_model_scores_by_its_average() -> None:
             differs += abs(averaged - now) > 1e-3
     assert differs > 100  # the average is not the model as it is
     assert pickle.loads(pickle.dumps(model)).score_one(probe) == model.score_one(probe)
+
+
+def test_a_weighted_step_is_rivers_weighted_step() -> None:
+    """The weight of a learning step reaches river's regression, and the folded score is still
+    river's probability."""
+    rng = random.Random(3)
+    classifier = FraudClassifier(min_frauds=1, average_window=1)
+    reference = FraudClassifier(min_frauds=1, average_window=1)
+    for step in range(300):
+        inputs = random_inputs(rng)
+        fraud = inputs[0] + inputs[7] - inputs[12] > 2.0
+        weight = 1.0 if fraud else 0.1 + step % 3
+        classifier.learn_one(inputs, fraud, weight)
+        reference.model.learn_one(dict(zip(INPUTS, inputs, strict=True)), fraud, w=weight)
+    weights = classifier.model["LogisticRegression"].weights
+    assert weights == reference.model["LogisticRegression"].weights
+    unweighted = FraudClassifier(min_frauds=1, average_window=1)
+    rng = random.Random(3)
+    for _ in range(300):
+        inputs = random_inputs(rng)
+        unweighted.learn_one(inputs, inputs[0] + inputs[7] - inputs[12] > 2.0)
+    assert unweighted.model["LogisticRegression"].weights != weights
+    probe = random_inputs(rng)
+    assert classifier.score_one(probe) == pytest.approx(river_probability(classifier, probe),
+                                                        abs=1e-12)
