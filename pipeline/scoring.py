@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Mapping
+from operator import add
 from typing import Protocol
 
 from river import anomaly
@@ -77,8 +78,7 @@ class AnomalyScorer:
         return dict(zip(_ANOMALY_INPUTS, cls.point(x), strict=True))
 
     def score_one(self, x: Features) -> float:
-        # Scoring reads the reference masses only, which every pivot keeps up to date.
-        return self._model.score_one(self.transform(x))
+        return self.model.score_one(self.transform(x))
 
     def learn_one(self, x: Features) -> None:
         self.score_learn_one(x)
@@ -117,7 +117,8 @@ class _LeafIndex:
     Within a window the reference masses (``r_mass``) are fixed, so each leaf's score -- the
     ``r_mass * 2**depth`` river adds up on the way down, stopping below a node under the size
     limit -- is fixed too, and computed once per pivot. The latest window's masses (``l_mass``)
-    are counted per leaf and added up the tree at the pivot, or when river's model is read.
+    are counted per leaf and added up the tree at the pivot. Both are kept in lists, and
+    river's nodes get them only when river's model is read (:meth:`flush`).
     """
 
     def __init__(self, model: anomaly.HalfSpaceTrees):
@@ -126,16 +127,18 @@ class _LeafIndex:
         self.size_limit = 0.1 * model.window_size
         self.first_leaf = 2**model.height - 1
         #: Per tree: its nodes in heap order (a node's children at 2i+1 and 2i+2), the walk's
-        #: view of them, each leaf's score, and the purchases counted per node since the
-        #: last flush (leaves only, until the flush adds them up).
-        self.trees: list[tuple[list, tuple | int, list[int], list[int]]] = []
+        #: view of them, each leaf's score, the purchases counted per node since the last
+        #: flush (leaves only, until added up), and per node its ``r_mass`` and its ``l_mass``
+        #: as of the last flush.
+        self.trees: list[tuple[list, tuple | int, list[int], list[int], list[int],
+                               list[int]]] = []
         for root in model.trees:
             nodes = [root]
             for index in range(self.first_leaf):
                 nodes.extend(nodes[index].children)
-            self.trees.append((nodes, self._walk_view(nodes, 0),
-                               self._leaf_scores([node.r_mass for node in nodes]),
-                               [0] * len(nodes)))
+            reference = [node.r_mass for node in nodes]
+            self.trees.append((nodes, self._walk_view(nodes, 0), self._leaf_scores(reference),
+                               [0] * len(nodes), reference, [node.l_mass for node in nodes]))
 
     def _walk_view(self, nodes: list, index: int) -> tuple | int:
         """The subtree at ``index`` as nested ``(input, threshold, left, right)``, down to
@@ -171,7 +174,7 @@ class _LeafIndex:
     def score_learn_one(self, point: tuple[float, ...]) -> int:
         height = self.height
         total = 0
-        for _, node, leaf_scores, hits in self.trees:
+        for _, node, leaf_scores, hits, _, _ in self.trees:
             for _ in range(height):
                 feature, threshold, left, right = node
                 node = left if point[feature] < threshold else right
@@ -180,33 +183,34 @@ class _LeafIndex:
         return total
 
     def flush(self) -> None:
-        """Add the purchases counted per leaf to the ``l_mass`` of each node above them."""
-        for nodes, _, _, hits in self.trees:
+        """Bring river's nodes up to date: the purchases counted per leaf added to the
+        ``l_mass`` of each node above them, and the ``r_mass`` of the latest pivot."""
+        for nodes, _, _, hits, reference, latest in self.trees:
             self._add_up(hits)
-            for node, count in zip(nodes, hits, strict=True):
-                node.l_mass += count
+            latest[:] = map(add, latest, hits)
             hits[:] = [0] * len(hits)
+            for node, r_mass, l_mass in zip(nodes, reference, latest, strict=True):
+                node.r_mass = r_mass
+                node.l_mass = l_mass
 
     def pivot(self) -> None:
         """The latest window becomes the reference, as river's ``learn_one`` does."""
-        for nodes, _, leaf_scores, hits in self.trees:
+        for _, _, leaf_scores, hits, reference, latest in self.trees:
             self._add_up(hits)
-            masses = []
-            for node, count in zip(nodes, hits, strict=True):
-                mass = node.l_mass + count
-                node.r_mass = mass
-                node.l_mass = 0
-                masses.append(mass)
-            hits[:] = [0] * len(hits)
-            leaf_scores[:] = self._leaf_scores(masses)
+            reference[:] = map(add, latest, hits)
+            latest[:] = hits[:] = [0] * len(hits)
+            leaf_scores[:] = self._leaf_scores(reference)
         self.model._first_window = False
         self.model.counter = 0
 
-    @staticmethod
-    def _add_up(hits: list[int]) -> None:
-        """Counts per leaf -> counts per node: each node gets the sum of its two children."""
-        for right in range(len(hits) - 1, 0, -2):
-            hits[(right - 1) >> 1] += hits[right] + hits[right - 1]
+    def _add_up(self, hits: list[int]) -> None:
+        """Counts per leaf -> counts per node: each node gets the sum of its two children,
+        a level at a time from the bottom."""
+        for depth in range(self.height - 1, -1, -1):
+            first, children = (1 << depth) - 1, (2 << depth) - 1
+            hits[first:children] = map(add, hits[first:children],
+                                       map(add, hits[children:2 * children + 1:2],
+                                           hits[children + 1:2 * children + 1:2]))
 
 
 class Scored:
