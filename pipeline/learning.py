@@ -8,13 +8,13 @@ the same things in the same order. Fraud is rare (under 1 %), so only a determin
 legitimate purchases is learned from (``negative_share``, by id hash): a ranking model needs their
 variety, not their number, and learning time shrinks tenfold. The odds it gives are then
 inflated by a constant factor (1 / share), which a ranking does not mind; alert thresholds apply to
-the risk score (:class:`pipeline.scoring.RiskScorer`). The exception are the legitimate purchases
-at a merchant with known frauds (:func:`at_risky_merchant`; 3 % of the handbook's): every one is
-learned, weighted by the share, so the odds stay those of a uniform sample in expectation. They
-are what teaches the classifier how much a merchant's known frauds mean, and sampled like the
-others they were too few for weeks (handbook dev file, pure core, AP of the test weeks of its
-first two months: 0.50, 0.65, 0.60, 0.48, 0.58, 0.68 -> 0.63, 0.65, 0.56, 0.70, 0.70, 0.72;
-a batch fit on every label known before each week: 0.67-0.77).
+the risk score (:class:`pipeline.scoring.RiskScorer`). The exceptions are the legitimate
+purchases at a merchant with known frauds (:func:`at_risky_merchant`; 3 % of the handbook's):
+every one is learned, weighted by the share, so the odds stay those of a uniform sample in
+expectation. They are what teaches the classifier how much a merchant's known frauds mean, and
+sampled like the others they were too few for weeks (handbook dev file, pure core, AP of the
+test weeks of its first two months: 0.50, 0.65, 0.60, 0.48, 0.58, 0.68 -> 0.63, 0.65, 0.56,
+0.70, 0.70, 0.72; README, "Quality on the Fraud Detection Handbook").
 
 :class:`FraudClassifier` is river's logistic regression on standardised, fixed transforms of
 the purchase features -- amounts against the user's own history (its means, and its medians,
