@@ -15,6 +15,7 @@ night is ``hour <= 6``; weekend is Saturday and Sunday; ``TX_DATETIME`` is read 
 from __future__ import annotations
 
 import heapq
+import zlib
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -32,8 +33,9 @@ from pipeline.evaluation import (
     handbook_test_set,
     ranking_metrics,
 )
-from pipeline.events import Event, Transaction
+from pipeline.events import Event, Label, Transaction
 from pipeline.exceptions import MisorderedHistories
+from pipeline.replica import MerchantReplica
 from pipeline.scoring import Scored
 from pipeline.sources import Rejection
 from pipeline.timeutil import DAY, format_time
@@ -172,22 +174,49 @@ def _file_events(path: Path, label_delay: int) -> Iterator[Event]:
 
 
 def stream_features(
-    history: Path | Sequence[Path], config: RiskConfig | None = None
+    history: Path | Sequence[Path], config: RiskConfig | None = None,
+    share: tuple[int, int] = (0, 1),
 ) -> Iterator[tuple[int, dict[str, float]]]:
     """(TRANSACTION_ID, handbook features) of every purchase in the handbook file, in order
     (or in histories that follow one another, oldest first: :func:`histories_truth`).
 
     One engine sees every purchase and keeps its own merchants' activity: the reference that
     partitioned engines sharing a merchant replica reproduce (``tests/unit/test_replica.py``).
+    With ``share=(k, n)``, only the purchases of the users in the k-th of n partitions, as a
+    worker reading that partition computes them: its engine sees its users' events only and
+    queries a :class:`MerchantReplica` fed with every partition's purchases and labels. The
+    n shares can run in n processes at once.
     """
+    index, partitions = share
+    if not 0 <= index < partitions:
+        raise ValueError(f"share {share}: want (k, n) with 0 <= k < n")
     engine = RiskEngine(config if config is not None else RiskConfig())
+    replica = None
+    if partitions > 1:
+        replica = MerchantReplica(engine.config, partitions)
+        engine.attach_merchants(replica.book)
     seen: list[tuple[int, dict[str, float]]] = []
 
     def observe(tx: Transaction, features: dict[str, float], _scored: object) -> None:
         seen.append((int(tx.event_id), handbook_row(features)))
 
     engine.observer = observe
+    day = None
     for event in _events(history, engine.config.label_delay):
+        if replica is not None:
+            if event.event_time // DAY != day:
+                # As a worker does at each checkpoint: forget what the engine will not need.
+                day = event.event_time // DAY
+                before = replica.oldest_needed([engine.watermark])
+                if before is not None:
+                    replica.evict(before)
+            partition = zlib.crc32(event.user_id.encode()) % partitions
+            if isinstance(event, Transaction | Label):
+                refused = replica.apply(partition, event)
+                if refused is not None:
+                    raise ValueError(f"the merchant replica refused {event!r}: {refused}")
+            if partition != index:
+                continue
         engine.process(event)
         if seen:
             yield from seen

@@ -188,3 +188,17 @@ def test_histories_that_follow_one_another_stream_as_one_history(tmp_path: Path)
     assert history_paths([str(earlier), later]) == [earlier, later]
     assert list(stream_features([earlier, later])) == list(stream_features(history))
     assert score_history([earlier, later]) == score_history(history)
+
+
+def test_partitioned_shares_of_a_history_give_the_features_of_one_engine(tmp_path: Path) -> None:
+    history = handbook_history(tmp_path / "history.parquet", customers=60, terminals=30, seed=4)
+    whole = dict(stream_features(history))
+    assert any(features["TERMINAL_ID_RISK_7DAY_WINDOW"] for features in whole.values())
+    for partitions in (2, 3):
+        shares = [dict(stream_features(history, share=(k, partitions)))
+                  for k in range(partitions)]
+        assert all(shares)  # every share has purchases of its own...
+        assert sum(map(len, shares)) == len(whole)  # ...and none has another's
+        assert {tx: f for share in shares for tx, f in share.items()} == whole
+    with pytest.raises(ValueError, match=r"share \(2, 2\)"):
+        next(stream_features(history, share=(2, 2)))
