@@ -239,7 +239,7 @@ def alerts(bootstrap_servers: str | None, user: str | None, min_severity: str | 
 def evaluate(data: tuple[Path, ...], out: Path, bootstrap_servers: str | None,
              published: Path | None, test_start: datetime) -> None:
     """Replay the handbook's history through the broker and worker and measure the scores."""
-    from agents.evaluate import evaluate_handbook, short_warmup_note
+    from agents.evaluate import caveats, evaluate_handbook
     from agents.exceptions import EmptyTestWeekError
     from pipeline.exceptions import MisorderedHistories
 
@@ -255,9 +255,8 @@ def evaluate(data: tuple[Path, ...], out: Path, bootstrap_servers: str | None,
                f"{metrics['average_precision']:.3f}, Card Precision@100 "
                f"{metrics['card_precision_at_100']:.3f} on {metrics['test_transactions']:,} "
                f"test transactions -> {result.report}")
-    warmup = short_warmup_note(metrics)
-    if warmup is not None:
-        click.echo(warmup.replace("**", "").replace("`", ""), err=True)
+    for note in caveats(metrics):
+        click.echo(note.replace("**", "").replace("`", ""), err=True)
 
 
 @main.command("evaluate-credit")

@@ -62,7 +62,14 @@ from pipeline.merchants import MerchantBook
 from pipeline.outputs import CREDIT_SCORES, LIMIT_ADJUSTMENTS, SCORES
 from pipeline.timeutil import DAY, HOUR, format_time
 
-__all__ = ["EvaluationResult", "evaluate_credit", "evaluate_handbook", "short_warmup_note"]
+__all__ = [
+    "EvaluationResult",
+    "caveats",
+    "evaluate_credit",
+    "evaluate_handbook",
+    "short_test_week_note",
+    "short_warmup_note",
+]
 
 SCENARIOS = {1: "amount > 220", 2: "compromised terminal", 3: "compromised customer"}
 #: Every card's limit in the handbook's history, which has no repayments and no statements.
@@ -118,7 +125,9 @@ def _measure(scores: list[dict], adjustments: list[dict], truth: dict[str, Truth
     # scored by windows not yet full.
     metrics["days_to_fill"] = days_to_fill = MerchantBook(label_delay).reach // DAY
     history_start = min(known.event_time for known in truth.values()) // DAY - FIRST_DAY
+    history_end = max(known.event_time for known in truth.values()) // DAY - FIRST_DAY
     metrics["days_before_test"] = first_test_day(train_start) - history_start
+    metrics["test_days_covered"] = min(TEST_DAYS, history_end - first_test_day(train_start) + 1)
     metrics["weeks"] = [
         {"test_week": _date(FIRST_DAY + first_test_day(start)), "chosen": start == train_start,
          "short_warmup": first_test_day(start) - history_start < days_to_fill, **figures}
@@ -233,9 +242,8 @@ def _report(metrics: dict[str, Any], published: list[dict[str, str]], plots: lis
     else:
         lines += ["", f"No ceiling: the history has no `{SCENARIO_COLUMN}` column to tell the "
                       "compromised terminals' frauds by."]
-    warmup = short_warmup_note(metrics)
-    if warmup is not None:
-        lines += ["", warmup]
+    for note in caveats(metrics):
+        lines += ["", note]
     by_scenario = metrics["recall_by_scenario"]
     recall = (", ".join(f"{name} {value:.2f}" for name, value in by_scenario.items())
               if by_scenario is not None else f"not available (no `{SCENARIO_COLUMN}` column)")
@@ -268,7 +276,7 @@ def _report(metrics: dict[str, Any], published: list[dict[str, str]], plots: lis
 
 def _weeks_table(weeks: list[dict[str, Any]]) -> list[str]:
     """Every test week the history covers, as report lines (none if only the chosen one)."""
-    if len(weeks) < 2:
+    if all(week["chosen"] for week in weeks):
         return []
     lines = [
         "",
@@ -289,6 +297,23 @@ def _weeks_table(weeks: list[dict[str, Any]]) -> list[str]:
             f"{week['auc_roc']:.3f} | {week['average_precision']:.3f} | "
             f"{week['card_precision_at_100']:.3f} | {week['test_frauds']:,} |")
     return lines
+
+
+def caveats(metrics: dict[str, Any]) -> list[str]:
+    """What makes the chosen week's figures less comparable with a whole, warm week's, as
+    report paragraphs (none for such a week)."""
+    return [note for note in (short_warmup_note(metrics), short_test_week_note(metrics))
+            if note is not None]
+
+
+def short_test_week_note(metrics: dict[str, Any]) -> str | None:
+    """Why the figures cover only part of the test week (None: the history holds all of it)."""
+    covered = metrics["test_days_covered"]
+    if covered >= TEST_DAYS:
+        return None
+    return (f"**Short test week:** the history ends on day {covered} of the test week's "
+            f"{TEST_DAYS}, so the figures are those of its first {covered} days only, and the "
+            "week is not in the table of every test week (whole weeks only).")
 
 
 def short_warmup_note(metrics: dict[str, Any]) -> str | None:

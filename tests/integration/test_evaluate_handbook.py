@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from agents.broker import EmbeddedBroker
-from agents.evaluate import HANDBOOK_LIMIT_MINOR, evaluate_handbook, short_warmup_note
+from agents.evaluate import (
+    HANDBOOK_LIMIT_MINOR,
+    caveats,
+    evaluate_handbook,
+    short_test_week_note,
+    short_warmup_note,
+)
 from pipeline.config import RiskConfig
 from pipeline.evaluation import (
     ScoredPurchase,
@@ -74,6 +80,7 @@ def test_the_evaluation_measures_what_the_worker_scored_in_the_chosen_test_week(
     assert "test week 2019-03-22..2019-03-28" in report
     # Three weeks before the test week, where a merchant's known frauds reach back 37 days.
     assert (metrics["days_before_test"], metrics["days_to_fill"]) == (21, 37)
+    assert metrics["test_days_covered"] == 7 and "Short test week" not in report
     assert "**Short warm-up:** the history starts 21 days before the test week" in report
     assert "## Every test week of the history" in report
     assert (f"| **2019-03-22** * | {metrics['auc_roc']:.3f} | "
@@ -113,6 +120,18 @@ def test_only_a_test_week_too_close_to_the_history_start_is_said_to_be_warming_u
     assert "--data earlier.parquet --data holdout.parquet" in note
 
 
+def test_only_a_test_week_the_history_ends_inside_is_said_to_be_short() -> None:
+    warm_and_whole = {"days_before_test": 37, "days_to_fill": 37, "test_days_covered": 7}
+    assert short_test_week_note(warm_and_whole) is None
+    assert caveats(warm_and_whole) == []
+    short = {**warm_and_whole, "test_days_covered": 6}
+    note = short_test_week_note(short)
+    assert note is not None and "ends on day 6 of the test week's 7" in note
+    assert caveats(short) == [note]
+    both = {**short, "days_before_test": 30}
+    assert caveats(both) == [short_warmup_note(both), note]
+
+
 def test_the_cli_refuses_histories_out_of_order_before_running(tmp_path: Path) -> None:
     from tests.integration.test_cli import riskstream
 
@@ -132,18 +151,25 @@ def test_the_cli_refuses_histories_out_of_order_before_running(tmp_path: Path) -
 def test_a_history_without_scenarios_is_measured_and_says_what_it_cannot_measure(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
-    history = handbook_history(tmp_path / "history.parquet", customers=80, terminals=40,
-                               seed=7, scenario_column=False)
+    whole = handbook_history(tmp_path / "history.parquet", customers=80, terminals=40,
+                             seed=7, scenario_column=False)
+    history, _ = split_history(whole, 25)  # ends on the test week's fourth day
     result = evaluate_handbook(history, tmp_path / "report", bootstrap=broker.bootstrap,
                                test_week_start=_TEST_START)
     metrics = result.metrics
     assert metrics["test_frauds"] > 0
+    assert metrics["test_days_covered"] == 4
+    # The chosen week is not whole; the one before it is, and has the table to itself.
+    assert [(w["test_week"], w["chosen"]) for w in metrics["weeks"]] == [("2019-03-15", False)]
     assert 0.0 <= metrics["average_precision"] <= 1.0
     assert metrics["recall_by_scenario"] is None and metrics["ceiling"] is None
     report = result.report.read_text()
     assert f"**{metrics['average_precision']:.3f}**" in report
     assert "recall by scenario: not available (no `TX_FRAUD_SCENARIO` column)" in report
     assert "No ceiling: the history has no `TX_FRAUD_SCENARIO` column" in report
+    assert "**Short test week:** the history ends on day 4 of the test week's 7" in report
+    assert "## Every test week of the history" in report
+    assert f"| 2019-03-15 * | {metrics['weeks'][0]['auc_roc']:.3f} | " in report
 
 
 def test_the_cli_refuses_a_test_week_outside_the_history_before_running(
