@@ -15,6 +15,7 @@ re-emits the outputs since then with the ids they had.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections import Counter
@@ -39,13 +40,29 @@ from pipeline.ordering import UNTIMED, EventTimeAligner
 from pipeline.outputs import Output
 from pipeline.replica import MerchantReplica
 
-__all__ = ["PipelineWorker", "WorkerStats"]
+__all__ = ["GC_YOUNG_THRESHOLD", "PipelineWorker", "WorkerStats", "tune_gc"]
 
 log = logging.getLogger(__name__)
 
 _EVENT_TYPE_OF_TOPIC = {topic: kind for kind, topic in TOPIC_OF_EVENT_TYPE.items()}
 #: Each input of a partition buffers at most this many poll batches before its fetch pauses.
 _BUFFERED_BATCHES = 4
+
+#: Allocations between two young collections of Python's cyclic garbage collector (its
+#: default: 700). A worker's per-record objects are freed by reference counting and its state
+#: makes no cycles, yet at the default the collector's full passes over the growing state took
+#: 8-10 % of a busy worker's time on the demo history; at this threshold, 1 % (timed with
+#: ``gc.callbacks``; worker processes of their own, 14 alternated pairs: CPU time -8 %, same
+#: peak memory). Cycles are still collected, less often.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Raise the collector's young threshold to :data:`GC_YOUNG_THRESHOLD` for this process
+    (a higher one, set by whoever runs the worker, is kept)."""
+    young, middle, old = gc.get_threshold()
+    if 0 < young < GC_YOUNG_THRESHOLD:
+        gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 @dataclass
@@ -231,6 +248,7 @@ class PipelineWorker(ConsumerRebalanceListener):
 
     async def run(self) -> WorkerStats:
         settings = self.settings
+        tune_gc()
         await asyncio.to_thread(ensure_topics, settings)
         common = client_config(settings)
         consumer = AIOKafkaConsumer(
