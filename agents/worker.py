@@ -49,11 +49,11 @@ _EVENT_TYPE_OF_TOPIC = {topic: kind for kind, topic in TOPIC_OF_EVENT_TYPE.items
 _BUFFERED_BATCHES = 4
 
 #: Allocations between two young collections of Python's cyclic garbage collector (its
-#: default: 700). A worker's per-record objects are freed by reference counting and its state
-#: makes no cycles, yet at the default the collector's full passes over the growing state took
-#: 8-10 % of a busy worker's time on the demo history; at this threshold, 1 % (timed with
-#: ``gc.callbacks``; worker processes of their own, 14 alternated pairs: CPU time -8 %, same
-#: peak memory). Cycles are still collected, less often.
+#: default: 700). A worker's per-record objects are freed by reference counting, and what it
+#: keeps lives as long as it runs, yet at the default the collector's full passes over the
+#: growing state took 8-10 % of a busy worker's time on the demo history; at this threshold,
+#: 1 % (timed with ``gc.callbacks``; worker processes of their own, 14 alternated pairs: CPU
+#: time -8 %, same peak memory). Cycles are still collected, less often.
 GC_YOUNG_THRESHOLD = 50_000
 
 

@@ -182,8 +182,9 @@ def stream_features(
 
     One engine sees every purchase and keeps its own merchants' activity: the reference that
     partitioned engines sharing a merchant replica reproduce (``tests/unit/test_replica.py``).
-    With ``share=(k, n)``, only the purchases of the users in the k-th of n partitions, as a
-    worker reading that partition computes them: its engine sees its users' events only and
+    With ``share=(k, n)``, only the purchases of the users in the k-th of n partitions (by a
+    hash of the user id), as a worker reading that partition computes them: its engine sees
+    its users' events only and
     queries a :class:`MerchantReplica` fed with every partition's purchases and labels. The
     n shares can run in n processes at once.
     """
