@@ -82,27 +82,29 @@ def _in_order(group: tuple[int, ...], order: tuple[int, ...], ours: dict[int, di
     return swapped
 
 
-def _compare_share(share: tuple[int, int]) -> tuple[int, list[tuple[int, str, float, float]],
-                                                    dict[int, dict[str, float]]]:
+Mismatch = tuple[int, str, float, float]
+
+
+def _compare_share(share: tuple[int, int], tied: frozenset[int]
+                   ) -> tuple[int, list[Mismatch], dict[int, dict[str, float]]]:
     """Stream one share of the users, as the worker reading that partition would, and compare
-    each purchase's features with the table: (rows compared, mismatches, the features of
-    same-second purchases)."""
+    each purchase's features with the table: (rows compared, mismatches, the features of the
+    ``tied`` same-second purchases)."""
     oracle = pq.read_table(ORACLE)
     row_of = {tx: row for row, tx in enumerate(oracle.column("TRANSACTION_ID").to_pylist())}
     expected = {name: oracle.column(name).to_pylist() for name in HANDBOOK_FEATURES}
     del oracle
-    groups, _ = _simultaneous_purchases()
     earlier = {tx for path in BEFORE
                for tx in pq.read_table(path, columns=["TRANSACTION_ID"]).column(0).to_pylist()}
     compared = 0
     ours: dict[int, dict[str, float]] = {}
-    mismatches: list[tuple[int, str, float, float]] = []
+    mismatches: list[Mismatch] = []
     for tx, features in stream_features([*BEFORE, TRANSACTIONS], share=share):
         if tx in earlier:
             continue
         row = row_of[tx]
         compared += 1
-        if tx in groups:
+        if tx in tied:
             ours[tx] = features
         for name, value in features.items():
             if abs(value - expected[name][row]) > TOLERANCE:
@@ -118,12 +120,13 @@ SHARES = 2
 
 @pytest.mark.timeout(1800)
 def test_every_handbook_feature_of_every_dev_row_is_reproduced() -> None:
+    groups, amounts = _simultaneous_purchases()
     with ProcessPoolExecutor(SHARES, mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = list(pool.map(_compare_share, [(k, SHARES) for k in range(SHARES)]))
+        results = list(pool.map(_compare_share, [(k, SHARES) for k in range(SHARES)],
+                                [frozenset(groups)] * SHARES))
     oracle = pq.read_table(ORACLE)
     row_of = {tx: row for row, tx in enumerate(oracle.column("TRANSACTION_ID").to_pylist())}
     expected = {name: oracle.column(name).to_pylist() for name in CUSTOMER_COLUMNS}
-    groups, amounts = _simultaneous_purchases()
     compared = sum(count for count, _, _ in results)
     mismatches = [mismatch for _, found, _ in results for mismatch in found]
     ours = {tx: features for _, _, found in results for tx, features in found.items()}
