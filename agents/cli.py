@@ -239,7 +239,7 @@ def alerts(bootstrap_servers: str | None, user: str | None, min_severity: str | 
 def evaluate(data: tuple[Path, ...], out: Path, bootstrap_servers: str | None,
              published: Path | None, test_start: datetime) -> None:
     """Replay the handbook's history through the broker and worker and measure the scores."""
-    from agents.evaluate import caveats, evaluate_handbook
+    from agents.evaluate import caveats, console_summary, evaluate_handbook
     from agents.exceptions import EmptyTestWeekError
     from pipeline.exceptions import MisorderedHistories
 
@@ -250,12 +250,9 @@ def evaluate(data: tuple[Path, ...], out: Path, bootstrap_servers: str | None,
         raise click.BadParameter(str(error), param_hint="--test-start") from None
     except MisorderedHistories as error:
         raise click.BadParameter(str(error), param_hint="--data") from None
-    metrics = result.metrics
-    click.echo(f"AUC ROC {metrics['auc_roc']:.3f}, Average Precision "
-               f"{metrics['average_precision']:.3f}, Card Precision@100 "
-               f"{metrics['card_precision_at_100']:.3f} on {metrics['test_transactions']:,} "
-               f"test transactions -> {result.report}")
-    for note in caveats(metrics):
+    for line in console_summary(result):
+        click.echo(line)
+    for note in caveats(result.metrics):
         click.echo(note.replace("**", "").replace("`", ""), err=True)
 
 

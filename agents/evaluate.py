@@ -56,6 +56,7 @@ from pipeline.handbook import (
     delay_ceiling,
     histories_truth,
     history_paths,
+    revealed_metrics,
 )
 from pipeline.history import HistoryOptions
 from pipeline.merchants import MerchantBook
@@ -65,6 +66,7 @@ from pipeline.timeutil import DAY, HOUR, format_time
 __all__ = [
     "EvaluationResult",
     "caveats",
+    "console_summary",
     "evaluate_credit",
     "evaluate_handbook",
     "short_test_week_note",
@@ -227,17 +229,24 @@ def _report(metrics: dict[str, Any], published: list[dict[str, str]], plots: lis
     lines += [f"| {row['model']} (published, batch) | {row['auc_roc']} | "
               f"{row['average_precision']} | {row['card_precision_at_100']} |"
               for row in published]
-    ceiling = metrics["ceiling"]
-    if ceiling is not None:
+    ceiling, revealed = metrics["ceiling"], metrics["revealed"]
+    if ceiling is not None and revealed is not None:
+        hidden = metrics["test_frauds"] - revealed["test_frauds"]
         lines += [
             f"| ceiling: every fraud ranked first except those the label delay hides | "
             f"{ceiling['auc_roc']:.3f} | {ceiling['average_precision']:.3f} | "
             f"{ceiling['card_precision_at_100']:.3f} |",
+            f"| riskstream on the frauds a label could reveal (the {hidden:,} hidden ones left "
+            f"out) | {revealed['auc_roc']:.3f} | {revealed['average_precision']:.3f} | "
+            f"{revealed['card_precision_at_100']:.3f} |",
             "",
             "The ceiling: a compromised terminal's frauds look like ordinary purchases, so "
-            "until a label has revealed one of them (7 days later) nothing can tell them apart. "
-            "A scorer that knew every other fraud, and ranked these with the legitimate "
-            "purchases, would score the last row (`pipeline.handbook.delay_ceiling`).",
+            "until a label has revealed one of them (7 days later) nothing can tell them apart "
+            f"({hidden:,} of the test set's {metrics['test_frauds']:,} frauds). A scorer that "
+            "knew every other fraud, and ranked these with the legitimate purchases, would "
+            "score the ceiling's row (`pipeline.handbook.delay_ceiling`). The last row is "
+            "riskstream's ranking with those frauds left out: what separates riskstream from "
+            "the ceiling lies there (`pipeline.handbook.revealed_metrics`).",
         ]
     else:
         lines += ["", f"No ceiling: the history has no `{SCENARIO_COLUMN}` column to tell the "
@@ -296,6 +305,27 @@ def _weeks_table(weeks: list[dict[str, Any]]) -> list[str]:
             f"| {bold}{week['test_week']}{bold}{' *' if week['short_warmup'] else ''} | "
             f"{week['auc_roc']:.3f} | {week['average_precision']:.3f} | "
             f"{week['card_precision_at_100']:.3f} | {week['test_frauds']:,} |")
+    return lines
+
+
+def console_summary(result: EvaluationResult) -> list[str]:
+    """The figures ``riskstream evaluate`` prints: the chosen week's, then (when the history
+    says which frauds are whose) the label delay's ceiling and riskstream without the frauds
+    no label could reveal yet."""
+    metrics = result.metrics
+    lines = [f"AUC ROC {metrics['auc_roc']:.3f}, Average Precision "
+             f"{metrics['average_precision']:.3f}, Card Precision@100 "
+             f"{metrics['card_precision_at_100']:.3f} on {metrics['test_transactions']:,} "
+             f"test transactions -> {result.report}"]
+    ceiling, revealed = metrics["ceiling"], metrics["revealed"]
+    if ceiling is not None and revealed is not None:
+        lines.append(
+            f"ceiling for the label delay: AUC ROC {ceiling['auc_roc']:.3f}, Average "
+            f"Precision {ceiling['average_precision']:.3f}, Card Precision@100 "
+            f"{ceiling['card_precision_at_100']:.3f}; without the "
+            f"{metrics['test_frauds'] - revealed['test_frauds']:,} frauds no label could "
+            f"reveal yet: AUC ROC {revealed['auc_roc']:.3f}, Average Precision "
+            f"{revealed['average_precision']:.3f}")
     return lines
 
 
@@ -402,6 +432,7 @@ def evaluate_handbook(data: Path | Sequence[Path], out: Path, bootstrap: str | N
     plots = (_plots(labels, [p.score for p in test], metrics, out, f"test week {week}")
              if 0 < sum(labels) < len(labels) else [])
     metrics["ceiling"] = delay_ceiling(truth, options.label_delay, train_start)
+    metrics["revealed"] = revealed_metrics(test, truth, options.label_delay)
     if published is None:  # beside the first history that has it
         beside = [path.parent / _PUBLISHED_NAME for path in paths]
         published = next((path for path in beside if path.exists()), beside[0])

@@ -48,8 +48,10 @@ __all__ = [
     "handbook_metrics",
     "handbook_truth",
     "hidden_by_delay",
+    "hidden_frauds",
     "histories_truth",
     "history_paths",
+    "revealed_metrics",
     "score_history",
     "stream_features",
 ]
@@ -283,18 +285,40 @@ def hidden_by_delay(terminals: Sequence[object], times: Sequence[int], scenarios
     return hidden
 
 
-def delay_ceiling(truth: dict[str, Truth], delay: int = 7 * DAY,
-                  train_start_day: int = TRAIN_START_DAY) -> dict[str, float] | None:
-    """The handbook metrics of a scorer that knows every fraud of ``truth``
-    (:func:`handbook_truth`) except those :func:`hidden_by_delay`: it ranks them all first, and
-    the hidden frauds tied with the legitimate purchases. No model learning from labels
-    ``delay`` late can expect more. None if ``truth`` has no scenarios to find those by."""
+def hidden_frauds(truth: dict[str, Truth], delay: int = 7 * DAY) -> frozenset[str] | None:
+    """The transaction ids of the frauds in ``truth`` (:func:`handbook_truth`) that
+    :func:`hidden_by_delay` finds no label ``delay`` old can have revealed; None if ``truth``
+    has no scenarios to find them by."""
     rows = list(truth.items())
     if any(known.scenario is None for _, known in rows):
         return None
     hidden = hidden_by_delay([known.terminal for _, known in rows],
                              [known.event_time for _, known in rows],
                              [known.scenario for _, known in rows], delay)
-    purchases = [known.scored(tx, 1.0 if known.fraud and not is_hidden else 0.0)
-                 for (tx, known), is_hidden in zip(rows, hidden, strict=True)]
+    return frozenset(tx for (tx, _), is_hidden in zip(rows, hidden, strict=True) if is_hidden)
+
+
+def delay_ceiling(truth: dict[str, Truth], delay: int = 7 * DAY,
+                  train_start_day: int = TRAIN_START_DAY) -> dict[str, float] | None:
+    """The handbook metrics of a scorer that knows every fraud of ``truth``
+    (:func:`handbook_truth`) except the :func:`hidden_frauds`: it ranks them all first, and
+    the hidden frauds tied with the legitimate purchases. No model learning from labels
+    ``delay`` late can expect more. None if ``truth`` has no scenarios to find those by."""
+    hidden = hidden_frauds(truth, delay)
+    if hidden is None:
+        return None
+    purchases = [known.scored(tx, 1.0 if known.fraud and tx not in hidden else 0.0)
+                 for tx, known in truth.items()]
     return handbook_metrics(purchases, train_start_day)
+
+
+def revealed_metrics(test: Sequence[ScoredPurchase], truth: dict[str, Truth],
+                     delay: int = 7 * DAY) -> dict[str, float] | None:
+    """The ranking metrics of a test set (:func:`handbook_test_set`) with its
+    :func:`hidden_frauds` left out: how well a model ranks the frauds a label could have
+    revealed, which is where it can still gain on :func:`delay_ceiling`. None if ``truth`` has
+    no scenarios."""
+    hidden = hidden_frauds(truth, delay)
+    if hidden is None:
+        return None
+    return ranking_metrics([p for p in test if p.transaction_id not in hidden])

@@ -15,6 +15,7 @@ from agents.broker import EmbeddedBroker
 from agents.evaluate import (
     HANDBOOK_LIMIT_MINOR,
     caveats,
+    console_summary,
     evaluate_handbook,
     short_test_week_note,
     short_warmup_note,
@@ -26,7 +27,7 @@ from pipeline.evaluation import (
     ranking_metrics,
     train_start_day,
 )
-from pipeline.handbook import handbook_truth, score_history
+from pipeline.handbook import handbook_truth, revealed_metrics, score_history
 from pipeline.timeutil import DAY
 from tests.handbook_data import START, handbook_history, split_history
 
@@ -61,9 +62,14 @@ def test_the_evaluation_measures_what_the_worker_scored_in_the_chosen_test_week(
     # (A replica taking its inputs for silent on a fetch older than the worker's once let the
     # worker score purchases without the week before them: AUC 0.56..0.70 from run to run.)
     core = score_history(history, RiskConfig(default_limit_minor=HANDBOOK_LIMIT_MINOR))
-    reference = ranking_metrics(handbook_test_set(core, train_start_day(_TEST_START)))
+    core_test = handbook_test_set(core, train_start_day(_TEST_START))
+    reference = ranking_metrics(core_test)
+    revealed = revealed_metrics(core_test, handbook_truth(history))
     for name in ("auc_roc", "average_precision", "card_precision_at_100"):
         assert metrics[name] == pytest.approx(reference[name], abs=1e-12), name
+        assert metrics["revealed"][name] == pytest.approx(revealed[name], abs=1e-12), name
+    # Some of the week's frauds are at terminals no label has revealed yet.
+    assert 0 < metrics["revealed"]["test_frauds"] < metrics["test_frauds"]
     assert metrics["auc_roc"] > 0.65  # random scores would give 0.5
     # The 28 days hold two whole protocols: the chosen week's, and the one a week earlier.
     weeks = metrics["weeks"]
@@ -88,6 +94,17 @@ def test_the_evaluation_measures_what_the_worker_scored_in_the_chosen_test_week(
     assert f"| 2019-03-15 * | {weeks[0]['auc_roc']:.3f} | " in report
     assert f"**{metrics['average_precision']:.3f}**" in report
     assert "ceiling" in report
+    hidden = metrics["test_frauds"] - metrics["revealed"]["test_frauds"]
+    assert (f"| riskstream on the frauds a label could reveal (the {hidden:,} hidden ones left "
+            f"out) | {metrics['revealed']['auc_roc']:.3f} | ") in report
+    summary = console_summary(result)
+    assert summary[0].startswith(f"AUC ROC {metrics['auc_roc']:.3f}, Average Precision ")
+    assert summary[1].startswith(
+        f"ceiling for the label delay: AUC ROC {metrics['ceiling']['auc_roc']:.3f}, ")
+    assert summary[1].endswith(
+        f"without the {hidden:,} frauds no label could reveal yet: AUC ROC "
+        f"{metrics['revealed']['auc_roc']:.3f}, Average Precision "
+        f"{metrics['revealed']['average_precision']:.3f}")
     for picture in ("roc.png", "precision_recall.png"):
         assert (tmp_path / "report" / picture).stat().st_size > 1_000
 
@@ -162,7 +179,9 @@ def test_a_history_without_scenarios_is_measured_and_says_what_it_cannot_measure
     # The chosen week is not whole; the one before it is, and has the table to itself.
     assert [(w["test_week"], w["chosen"]) for w in metrics["weeks"]] == [("2019-03-15", False)]
     assert 0.0 <= metrics["average_precision"] <= 1.0
-    assert metrics["recall_by_scenario"] is None and metrics["ceiling"] is None
+    assert metrics["recall_by_scenario"] is None
+    assert metrics["ceiling"] is None and metrics["revealed"] is None
+    assert len(console_summary(result)) == 1  # no ceiling to print
     report = result.report.read_text()
     assert f"**{metrics['average_precision']:.3f}**" in report
     assert "recall by scenario: not available (no `TX_FRAUD_SCENARIO` column)" in report

@@ -24,8 +24,10 @@ from pipeline.handbook import (
     delay_ceiling,
     handbook_truth,
     hidden_by_delay,
+    hidden_frauds,
     histories_truth,
     history_paths,
+    revealed_metrics,
     score_history,
     stream_features,
 )
@@ -119,30 +121,60 @@ def test_a_terminal_fraud_is_hidden_until_a_label_a_delay_old_can_reveal_its_ter
         False, True, True, True, True, False, False, True]
 
 
-def test_the_delay_ceiling_ranks_every_fraud_first_except_the_hidden(tmp_path: Path) -> None:
+def _compromised_terminal_history(path: Path, scenario_column: bool = True) -> Path:
+    """21 days of 20 legitimate purchases a day. Terminal 900 is compromised from day 10:
+    customer 99's frauds there are hidden on days 14..16 and revealed from day 17, exactly 7
+    days after the first. Customer 99 leaves the test set on day 18, when day 10's fraud is
+    known. Customer 98 has an amount fraud on day 15."""
     start = FIRST_DAY * 86_400  # seconds
     rows = [  # (id, customer, terminal, seconds, fraud, scenario)
         (f"{day}-{customer}", customer, 100 + customer, start + day * 86_400 + customer, 0, 0)
-        for day in range(21) for customer in range(20)  # 20 legitimate purchases a day
+        for day in range(21) for customer in range(20)
     ]
-    # Terminal 900 is compromised from day 10: customer 99's frauds there are hidden on days
-    # 14..16 and revealed from day 17, exactly 7 days after the first. Customer 99 leaves the
-    # test set on day 18, when day 10's fraud is known. Customer 98 has an amount fraud.
     rows += [(f"c{day}", 99, 900, start + day * 86_400 + 50, 1, 2) for day in range(10, 21)]
     rows.append(("a15", 98, 100, start + 15 * 86_400 + 60, 1, 1))
     columns = list(zip(*rows, strict=True))
-    path = tmp_path / "history.parquet"
-    pq.write_table(pa.table({
+    table = {
         "TRANSACTION_ID": columns[0], "CUSTOMER_ID": columns[1], "TERMINAL_ID": columns[2],
         "TX_DATETIME": pa.array([t * 1_000_000 for t in columns[3]], pa.timestamp("us")),
-        "TX_FRAUD": columns[4], "TX_FRAUD_SCENARIO": columns[5],
-    }), path)
-    ceiling = delay_ceiling(handbook_truth(path), train_start_day=0)
+        "TX_FRAUD": columns[4],
+    }
+    if scenario_column:
+        table["TX_FRAUD_SCENARIO"] = columns[5]
+    pq.write_table(pa.table(table), path)
+    return path
+
+
+def test_the_delay_ceiling_ranks_every_fraud_first_except_the_hidden(tmp_path: Path) -> None:
+    truth = handbook_truth(_compromised_terminal_history(tmp_path / "history.parquet"))
+    # Every fraud at terminal 900 before day 17, the test week's (14..16) and earlier ones.
+    assert hidden_frauds(truth) == {f"c{day}" for day in range(10, 17)}
+    ceiling = delay_ceiling(truth, train_start_day=0)
     # The test week (days 14..20): 140 legitimate purchases, customer 99's frauds on days
     # 14..17 (three hidden) and a15. The two revealed frauds first, then one tie of the rest.
     assert (ceiling["test_transactions"], ceiling["test_frauds"]) == (145, 5)
     assert ceiling["auc_roc"] == pytest.approx((2 + 3 * 0.5) / 5)
     assert ceiling["average_precision"] == pytest.approx(2 / 5 + 3 / 5 * 5 / 145)
+
+
+def test_the_revealed_metrics_leave_out_only_the_hidden_frauds(tmp_path: Path) -> None:
+    path = _compromised_terminal_history(tmp_path / "history.parquet")
+    truth = handbook_truth(path)
+    # A scorer that misses the hidden frauds, and ranks one legitimate purchase above a15.
+    scores = {"c17": 0.9, "5-3": 0.6, "a15": 0.5, "c14": 0.0, "c15": 0.0, "c16": 0.0}
+    test = handbook_test_set([known.scored(tx, scores.get(tx, 0.1))
+                              for tx, known in truth.items()], train_start_day=0)
+    revealed = revealed_metrics(test, truth)
+    # "5-3" is on day 5, before the test week: a15 is ranked below no legitimate purchase.
+    assert (revealed["test_transactions"], revealed["test_frauds"]) == (142, 2)
+    assert revealed["auc_roc"] == pytest.approx(1.0)
+    assert revealed["average_precision"] == pytest.approx(1.0)
+    # With them, the same scorer's test set ranks three frauds below everything.
+    assert ranking_metrics(test)["average_precision"] < 0.5
+    no_scenarios = handbook_truth(_compromised_terminal_history(tmp_path / "plain.parquet",
+                                                                scenario_column=False))
+    assert hidden_frauds(no_scenarios) is None
+    assert revealed_metrics(test, no_scenarios) is None
 
 
 def _purchases(path: Path, ids: list[int], seconds: list[int]) -> Path:
