@@ -123,7 +123,7 @@ def test_a_terminal_fraud_is_hidden_until_a_label_a_delay_old_can_reveal_its_ter
 
 def _compromised_terminal_history(path: Path, scenario_column: bool = True) -> Path:
     """21 days of 20 legitimate purchases a day. Terminal 900 is compromised from day 10:
-    customer 99's frauds there are hidden on days 14..16 and revealed from day 17, exactly 7
+    customer 99's frauds there are hidden up to day 16 and revealed from day 17, exactly 7
     days after the first. Customer 99 leaves the test set on day 18, when day 10's fraud is
     known. Customer 98 has an amount fraud on day 15."""
     start = FIRST_DAY * 86_400  # seconds
@@ -160,15 +160,15 @@ def test_the_delay_ceiling_ranks_every_fraud_first_except_the_hidden(tmp_path: P
 def test_the_revealed_metrics_leave_out_only_the_hidden_frauds(tmp_path: Path) -> None:
     path = _compromised_terminal_history(tmp_path / "history.parquet")
     truth = handbook_truth(path)
-    # A scorer that misses the hidden frauds, and ranks one legitimate purchase above a15.
-    scores = {"c17": 0.9, "5-3": 0.6, "a15": 0.5, "c14": 0.0, "c15": 0.0, "c16": 0.0}
+    # A scorer that ranks the hidden frauds last, and one legitimate purchase above a15.
+    scores = {"c17": 0.9, "15-3": 0.6, "a15": 0.5, "c14": 0.0, "c15": 0.0, "c16": 0.0}
     test = handbook_test_set([known.scored(tx, scores.get(tx, 0.1))
                               for tx, known in truth.items()], train_start_day=0)
     revealed = revealed_metrics(test, truth)
-    # "5-3" is on day 5, before the test week: a15 is ranked below no legitimate purchase.
+    # The test week without c14..c16: 140 legitimate purchases, c17 and a15.
     assert (revealed["test_transactions"], revealed["test_frauds"]) == (142, 2)
-    assert revealed["auc_roc"] == pytest.approx(1.0)
-    assert revealed["average_precision"] == pytest.approx(1.0)
+    assert revealed["auc_roc"] == pytest.approx((1 + 139 / 140) / 2)
+    assert revealed["average_precision"] == pytest.approx((1 + 2 / 3) / 2)
     # With them, the same scorer's test set ranks three frauds below everything.
     assert ranking_metrics(test)["average_precision"] < 0.5
     no_scenarios = handbook_truth(_compromised_terminal_history(tmp_path / "plain.parquet",
