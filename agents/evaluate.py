@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,8 @@ from pipeline.evaluation import (
 from pipeline.handbook import (
     SCENARIO_COLUMN,
     Truth,
-    delay_ceiling,
+    ceiling_scores,
+    hidden_frauds,
     histories_truth,
     history_paths,
     revealed_metrics,
@@ -130,9 +132,23 @@ def _measure(scores: list[dict], adjustments: list[dict], truth: dict[str, Truth
     history_end = max(known.event_time for known in truth.values()) // DAY - FIRST_DAY
     metrics["days_before_test"] = first_test_day(train_start) - history_start
     metrics["test_days_covered"] = min(TEST_DAYS, history_end - first_test_day(train_start) + 1)
+    # What no model learning from labels ``label_delay`` late can beat, and riskstream on the
+    # frauds a label could reveal, which is where it can still gain (None without scenarios).
+    hidden = hidden_frauds(truth, label_delay)
+    metrics["ceiling"] = metrics["revealed"] = None
+    ceiling_weeks: dict[int, dict[str, float]] = {}
+    revealed_weeks: dict[int, dict[str, float]] = {}
+    if hidden is not None:
+        ceiling = ceiling_scores(truth, hidden)
+        metrics["ceiling"] = ranking_metrics(handbook_test_set(ceiling, train_start))
+        metrics["revealed"] = revealed_metrics(test, hidden)
+        ceiling_weeks = weekly_metrics(ceiling, train_start)
+        revealed_weeks = weekly_metrics(purchases, train_start,
+                                        partial(revealed_metrics, hidden=hidden))
     metrics["weeks"] = [
         {"test_week": _date(FIRST_DAY + first_test_day(start)), "chosen": start == train_start,
-         "short_warmup": first_test_day(start) - history_start < days_to_fill, **figures}
+         "short_warmup": first_test_day(start) - history_start < days_to_fill, **figures,
+         "ceiling": ceiling_weeks.get(start), "revealed": revealed_weeks.get(start)}
         for start, figures in weekly_metrics(purchases, train_start).items()
     ]
     alerted = [p for p in test if p.score >= threshold]
@@ -284,9 +300,15 @@ def _report(metrics: dict[str, Any], published: list[dict[str, str]], plots: lis
 
 
 def _weeks_table(weeks: list[dict[str, Any]]) -> list[str]:
-    """Every test week the history covers, as report lines (none if only the chosen one)."""
+    """Every test week the history covers, as report lines (none if only the chosen one),
+    with each week's ceiling and riskstream without its hidden frauds when the history has
+    the scenarios to find those by."""
     if all(week["chosen"] for week in weeks):
         return []
+    with_ceiling = all(week["ceiling"] is not None for week in weeks)
+    columns = ["test week", "AUC ROC", "Average Precision", "Card Precision@100", "test frauds"]
+    if with_ceiling:
+        columns += ["ceiling AUC / AP / CP@100", "hidden frauds left out: AUC / AP"]
     lines = [
         "",
         "## Every test week of the history",
@@ -294,17 +316,24 @@ def _weeks_table(weeks: list[dict[str, Any]]) -> list[str]:
         "The same protocol on each test week the history covers, a whole number of weeks "
         "before or after the chosen one (in bold). How far the figures move from week to week "
         "says how much one week's figures tell about another's. * : the history before the "
-        "week is shorter than a merchant's known frauds reach back (a short warm-up).",
+        "week is shorter than a merchant's known frauds reach back (a short warm-up)."
+        + (" The last two columns are the week's own ceiling and riskstream without the "
+           "week's hidden frauds, as in the table above." if with_ceiling else ""),
         "",
-        "| test week | AUC ROC | Average Precision | Card Precision@100 | test frauds |",
-        "|---|---|---|---|---|",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
     ]
     for week in weeks:
         bold = "**" if week["chosen"] else ""
-        lines.append(
-            f"| {bold}{week['test_week']}{bold}{' *' if week['short_warmup'] else ''} | "
-            f"{week['auc_roc']:.3f} | {week['average_precision']:.3f} | "
-            f"{week['card_precision_at_100']:.3f} | {week['test_frauds']:,} |")
+        cells = [f"{bold}{week['test_week']}{bold}{' *' if week['short_warmup'] else ''}",
+                 f"{week['auc_roc']:.3f}", f"{week['average_precision']:.3f}",
+                 f"{week['card_precision_at_100']:.3f}", f"{week['test_frauds']:,}"]
+        if with_ceiling:
+            ceiling, revealed = week["ceiling"], week["revealed"]
+            cells += [f"{ceiling['auc_roc']:.3f} / {ceiling['average_precision']:.3f} / "
+                      f"{ceiling['card_precision_at_100']:.3f}",
+                      f"{revealed['auc_roc']:.3f} / {revealed['average_precision']:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -431,8 +460,6 @@ def evaluate_handbook(data: Path | Sequence[Path], out: Path, bootstrap: str | N
     labels = [p.fraud for p in test]
     plots = (_plots(labels, [p.score for p in test], metrics, out, f"test week {week}")
              if 0 < sum(labels) < len(labels) else [])
-    metrics["ceiling"] = delay_ceiling(truth, options.label_delay, train_start)
-    metrics["revealed"] = revealed_metrics(test, truth, options.label_delay)
     if published is None:  # beside the first history that has it
         beside = [path.parent / _PUBLISHED_NAME for path in paths]
         published = next((path for path in beside if path.exists()), beside[0])

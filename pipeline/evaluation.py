@@ -11,7 +11,7 @@ is averaged over the days.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,12 +195,15 @@ def ranking_metrics(test: Sequence[ScoredPurchase]) -> dict[str, float]:
     }
 
 
-def weekly_metrics(purchases: Iterable[ScoredPurchase], train_start_day: int
-                   ) -> dict[int, dict[str, float]]:
-    """:func:`ranking_metrics` of every protocol aligned with the one whose training starts on
-    ``train_start_day`` (shifted by whole weeks) that the purchases cover from its training
-    week's first day to its test week's last: training start -> metrics, in order. The
-    spread across weeks shows how much one week's figures say about another's.
+def weekly_metrics(
+    purchases: Iterable[ScoredPurchase], train_start_day: int,
+    measure: Callable[[list[ScoredPurchase]], dict[str, float]] = ranking_metrics,
+) -> dict[int, dict[str, float]]:
+    """``measure`` (:func:`ranking_metrics`) of the test set of every protocol aligned with the
+    one whose training starts on ``train_start_day`` (shifted by whole weeks) that the
+    purchases cover from its training week's first day to its test week's last: training
+    start -> metrics, in order. The spread across weeks shows how much one week's figures say
+    about another's.
 
     >>> days = [ScoredPurchase(f"t{d}", f"c{d}", d, 0.5, d % 5 == 0) for d in range(3, 40)]
     >>> list(weekly_metrics(days, train_start_day=10))  # 3..23, 10..30, 17..37 fit; 24..44 not
@@ -218,7 +221,7 @@ def weekly_metrics(purchases: Iterable[ScoredPurchase], train_start_day: int
     weeks: dict[int, dict[str, float]] = {}
     while start + span - 1 <= last:
         covered = [p for day in range(start, start + span) for p in by_day.get(day, ())]
-        weeks[start] = ranking_metrics(handbook_test_set(covered, start))
+        weeks[start] = measure(handbook_test_set(covered, start))
         start += TEST_DAYS
     return weeks
 

@@ -18,7 +18,7 @@ import heapq
 import zlib
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
@@ -44,6 +44,7 @@ __all__ = [
     "HANDBOOK_FEATURES",
     "SCENARIO_COLUMN",
     "Truth",
+    "ceiling_scores",
     "delay_ceiling",
     "handbook_metrics",
     "handbook_truth",
@@ -298,27 +299,28 @@ def hidden_frauds(truth: dict[str, Truth], delay: int = 7 * DAY) -> frozenset[st
     return frozenset(tx for (tx, _), is_hidden in zip(rows, hidden, strict=True) if is_hidden)
 
 
+def ceiling_scores(truth: dict[str, Truth], hidden: Collection[str]) -> list[ScoredPurchase]:
+    """Every purchase of ``truth`` as a scorer that knows every fraud except the ``hidden``
+    ones (:func:`hidden_frauds`) scores it: 1 for the frauds it knows, 0 for the rest."""
+    return [known.scored(tx, 1.0 if known.fraud and tx not in hidden else 0.0)
+            for tx, known in truth.items()]
+
+
 def delay_ceiling(truth: dict[str, Truth], delay: int = 7 * DAY,
                   train_start_day: int = TRAIN_START_DAY) -> dict[str, float] | None:
-    """The handbook metrics of a scorer that knows every fraud of ``truth``
-    (:func:`handbook_truth`) except the :func:`hidden_frauds`: it ranks them all first, and
-    the hidden frauds tied with the legitimate purchases. No model learning from labels
-    ``delay`` late can expect more. None if ``truth`` has no scenarios to find those by."""
+    """The handbook metrics of :func:`ceiling_scores`: every fraud of ``truth``
+    (:func:`handbook_truth`) ranked first except the :func:`hidden_frauds`, which are tied
+    with the legitimate purchases. No model learning from labels ``delay`` late can expect
+    more. None if ``truth`` has no scenarios to find those by."""
     hidden = hidden_frauds(truth, delay)
     if hidden is None:
         return None
-    purchases = [known.scored(tx, 1.0 if known.fraud and tx not in hidden else 0.0)
-                 for tx, known in truth.items()]
-    return handbook_metrics(purchases, train_start_day)
+    return handbook_metrics(ceiling_scores(truth, hidden), train_start_day)
 
 
-def revealed_metrics(test: Sequence[ScoredPurchase], truth: dict[str, Truth],
-                     delay: int = 7 * DAY) -> dict[str, float] | None:
-    """The ranking metrics of a test set (:func:`handbook_test_set`) with its
-    :func:`hidden_frauds` left out: how well a model ranks the frauds a label could have
-    revealed, which is where it can still gain on :func:`delay_ceiling`. None if ``truth`` has
-    no scenarios."""
-    hidden = hidden_frauds(truth, delay)
-    if hidden is None:
-        return None
+def revealed_metrics(test: Sequence[ScoredPurchase], hidden: Collection[str]
+                     ) -> dict[str, float]:
+    """The ranking metrics of a test set (:func:`handbook_test_set`) with its ``hidden``
+    frauds (:func:`hidden_frauds`) left out: how well a model ranks the frauds a label could
+    have revealed, which is where it can still gain on :func:`delay_ceiling`."""
     return ranking_metrics([p for p in test if p.transaction_id not in hidden])

@@ -27,7 +27,13 @@ from pipeline.evaluation import (
     ranking_metrics,
     train_start_day,
 )
-from pipeline.handbook import handbook_truth, revealed_metrics, score_history
+from pipeline.handbook import (
+    delay_ceiling,
+    handbook_truth,
+    hidden_frauds,
+    revealed_metrics,
+    score_history,
+)
 from pipeline.timeutil import DAY
 from tests.handbook_data import START, handbook_history, split_history
 
@@ -64,7 +70,9 @@ def test_the_evaluation_measures_what_the_worker_scored_in_the_chosen_test_week(
     core = score_history(history, RiskConfig(default_limit_minor=HANDBOOK_LIMIT_MINOR))
     core_test = handbook_test_set(core, train_start_day(_TEST_START))
     reference = ranking_metrics(core_test)
-    revealed = revealed_metrics(core_test, handbook_truth(history))
+    truth = handbook_truth(history)
+    hidden = hidden_frauds(truth)
+    revealed = revealed_metrics(core_test, hidden)
     for name in ("auc_roc", "average_precision", "card_precision_at_100"):
         assert metrics[name] == pytest.approx(reference[name], abs=1e-12), name
         assert metrics["revealed"][name] == pytest.approx(revealed[name], abs=1e-12), name
@@ -76,9 +84,15 @@ def test_the_evaluation_measures_what_the_worker_scored_in_the_chosen_test_week(
     assert [(w["test_week"], w["chosen"], w["short_warmup"]) for w in weeks] == [
         ("2019-03-15", False, True), ("2019-03-22", True, True)]
     for week, test_start in zip(weeks, ("2019-03-15", _TEST_START), strict=True):
-        figures = ranking_metrics(handbook_test_set(core, train_start_day(test_start)))
+        week_test = handbook_test_set(core, train_start_day(test_start))
+        figures = ranking_metrics(week_test)
+        ceiling = delay_ceiling(truth, train_start_day=train_start_day(test_start))
+        without_hidden = revealed_metrics(week_test, hidden)
         for name in ("test_frauds", "auc_roc", "average_precision", "card_precision_at_100"):
             assert week[name] == pytest.approx(figures[name], abs=1e-12), (test_start, name)
+            assert week["ceiling"][name] == pytest.approx(ceiling[name], abs=1e-12), name
+            assert week["revealed"][name] == pytest.approx(without_hidden[name], abs=1e-12)
+    assert metrics["ceiling"] == weeks[1]["ceiling"]  # the chosen week's, as in that table
     assert metrics["limit_cuts"] > 0
     assert set(metrics["recall_by_scenario"]) == {
         "amount > 220", "compromised terminal", "compromised customer"}
@@ -92,17 +106,23 @@ def test_the_evaluation_measures_what_the_worker_scored_in_the_chosen_test_week(
     assert (f"| **2019-03-22** * | {metrics['auc_roc']:.3f} | "
             f"{metrics['average_precision']:.3f} | ") in report
     assert f"| 2019-03-15 * | {weeks[0]['auc_roc']:.3f} | " in report
+    earlier_ceiling, earlier_revealed = weeks[0]["ceiling"], weeks[0]["revealed"]
+    assert (f"| {earlier_ceiling['auc_roc']:.3f} / {earlier_ceiling['average_precision']:.3f} "
+            f"/ {earlier_ceiling['card_precision_at_100']:.3f} | "
+            f"{earlier_revealed['auc_roc']:.3f} / "
+            f"{earlier_revealed['average_precision']:.3f} |") in report
+    assert "| ceiling AUC / AP / CP@100 | hidden frauds left out: AUC / AP |" in report
     assert f"**{metrics['average_precision']:.3f}**" in report
     assert "ceiling" in report
-    hidden = metrics["test_frauds"] - metrics["revealed"]["test_frauds"]
-    assert (f"| riskstream on the frauds a label could reveal (the {hidden:,} hidden ones left "
-            f"out) | {metrics['revealed']['auc_roc']:.3f} | ") in report
+    hidden_count = metrics["test_frauds"] - metrics["revealed"]["test_frauds"]
+    assert (f"| riskstream on the frauds a label could reveal (the {hidden_count:,} hidden "
+            f"ones left out) | {metrics['revealed']['auc_roc']:.3f} | ") in report
     summary = console_summary(result)
     assert summary[0].startswith(f"AUC ROC {metrics['auc_roc']:.3f}, Average Precision ")
     assert summary[1].startswith(
         f"ceiling for the label delay: AUC ROC {metrics['ceiling']['auc_roc']:.3f}, ")
     assert summary[1].endswith(
-        f"without the {hidden:,} frauds no label could reveal yet: AUC ROC "
+        f"without the {hidden_count:,} frauds no label could reveal yet: AUC ROC "
         f"{metrics['revealed']['auc_roc']:.3f}, Average Precision "
         f"{metrics['revealed']['average_precision']:.3f}")
     for picture in ("roc.png", "precision_recall.png"):
@@ -189,6 +209,7 @@ def test_a_history_without_scenarios_is_measured_and_says_what_it_cannot_measure
     assert "**Short test week:** the history ends on day 4 of the test week's 7" in report
     assert "## Every test week of the history" in report
     assert f"| 2019-03-15 * | {metrics['weeks'][0]['auc_roc']:.3f} | " in report
+    assert metrics["weeks"][0]["ceiling"] is None and "ceiling AUC" not in report
 
 
 def test_the_cli_refuses_a_test_week_outside_the_history_before_running(

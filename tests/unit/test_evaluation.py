@@ -90,6 +90,9 @@ def test_every_aligned_week_the_purchases_cover_is_measured_as_on_its_own() -> N
         assert figures["test_frauds"] > 0
         assert figures == ranking_metrics(handbook_test_set(purchases, start))
     assert weekly_metrics([], train_start_day=30) == {}
+    # Any measure of each week's test set.
+    assert weekly_metrics(purchases, 30, lambda test: {"rows": len(test)}) == {
+        start: {"rows": figures["test_transactions"]} for start, figures in weeks.items()}
 
 
 def test_the_test_set_leaves_out_customers_known_compromised_a_delay_earlier() -> None:
@@ -164,7 +167,7 @@ def test_the_revealed_metrics_leave_out_only_the_hidden_frauds(tmp_path: Path) -
     scores = {"c17": 0.9, "15-3": 0.6, "a15": 0.5, "c14": 0.0, "c15": 0.0, "c16": 0.0}
     test = handbook_test_set([known.scored(tx, scores.get(tx, 0.1))
                               for tx, known in truth.items()], train_start_day=0)
-    revealed = revealed_metrics(test, truth)
+    revealed = revealed_metrics(test, hidden_frauds(truth))
     # The test week without c14..c16: 140 legitimate purchases, c17 and a15.
     assert (revealed["test_transactions"], revealed["test_frauds"]) == (142, 2)
     assert revealed["auc_roc"] == pytest.approx((1 + 139 / 140) / 2)
@@ -174,7 +177,7 @@ def test_the_revealed_metrics_leave_out_only_the_hidden_frauds(tmp_path: Path) -
     no_scenarios = handbook_truth(_compromised_terminal_history(tmp_path / "plain.parquet",
                                                                 scenario_column=False))
     assert hidden_frauds(no_scenarios) is None
-    assert revealed_metrics(test, no_scenarios) is None
+    assert delay_ceiling(no_scenarios) is None
 
 
 def _purchases(path: Path, ids: list[int], seconds: list[int]) -> Path:
