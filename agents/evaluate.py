@@ -55,6 +55,7 @@ from pipeline.handbook import (
     SCENARIO_COLUMN,
     Truth,
     ceiling_scores,
+    handbook_metrics,
     hidden_frauds,
     histories_truth,
     history_paths,
@@ -140,7 +141,7 @@ def _measure(scores: list[dict], adjustments: list[dict], truth: dict[str, Truth
     revealed_weeks: dict[int, dict[str, float]] = {}
     if hidden is not None:
         ceiling = ceiling_scores(truth, hidden)
-        metrics["ceiling"] = ranking_metrics(handbook_test_set(ceiling, train_start))
+        metrics["ceiling"] = handbook_metrics(ceiling, train_start)
         metrics["revealed"] = revealed_metrics(test, hidden)
         ceiling_weeks = weekly_metrics(ceiling, train_start)
         revealed_weeks = weekly_metrics(purchases, train_start,
