@@ -24,7 +24,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -138,19 +137,21 @@ def _measure(scores: list[dict], adjustments: list[dict], truth: dict[str, Truth
     hidden = hidden_frauds(truth, label_delay)
     metrics["ceiling"] = metrics["revealed"] = None
     ceiling_weeks: dict[int, dict[str, float]] = {}
-    revealed_weeks: dict[int, dict[str, float]] = {}
     if hidden is not None:
         ceiling = ceiling_scores(truth, hidden)
         metrics["ceiling"] = handbook_metrics(ceiling, train_start)
         metrics["revealed"] = revealed_metrics(test, hidden)
         ceiling_weeks = weekly_metrics(ceiling, train_start)
-        revealed_weeks = weekly_metrics(purchases, train_start,
-                                        partial(revealed_metrics, hidden=hidden))
+
+    def week_figures(week_test: list[ScoredPurchase]) -> dict[str, Any]:
+        return {**ranking_metrics(week_test),
+                "revealed": None if hidden is None else revealed_metrics(week_test, hidden)}
+
     metrics["weeks"] = [
         {"test_week": _date(FIRST_DAY + first_test_day(start)), "chosen": start == train_start,
          "short_warmup": first_test_day(start) - history_start < days_to_fill, **figures,
-         "ceiling": ceiling_weeks.get(start), "revealed": revealed_weeks.get(start)}
-        for start, figures in weekly_metrics(purchases, train_start).items()
+         "ceiling": ceiling_weeks.get(start)}
+        for start, figures in weekly_metrics(purchases, train_start, week_figures).items()
     ]
     alerted = [p for p in test if p.score >= threshold]
     frauds = [p for p in test if p.fraud]

@@ -197,8 +197,8 @@ def ranking_metrics(test: Sequence[ScoredPurchase]) -> dict[str, float]:
 
 def weekly_metrics(
     purchases: Iterable[ScoredPurchase], train_start_day: int,
-    measure: Callable[[list[ScoredPurchase]], dict[str, float]] = ranking_metrics,
-) -> dict[int, dict[str, float]]:
+    measure: Callable[[list[ScoredPurchase]], dict[str, Any]] = ranking_metrics,
+) -> dict[int, dict[str, Any]]:
     """``measure`` (:func:`ranking_metrics`) of the test set of every protocol aligned with the
     one whose training starts on ``train_start_day`` (shifted by whole weeks) that the
     purchases cover from its training week's first day to its test week's last: training
@@ -218,7 +218,7 @@ def weekly_metrics(
     first, last = min(by_day), max(by_day)
     # Shifted by whole test weeks, so that the test weeks follow one another.
     start = train_start_day - (train_start_day - first) // TEST_DAYS * TEST_DAYS
-    weeks: dict[int, dict[str, float]] = {}
+    weeks: dict[int, dict[str, Any]] = {}
     while start + span - 1 <= last:
         covered = [p for day in range(start, start + span) for p in by_day.get(day, ())]
         weeks[start] = measure(handbook_test_set(covered, start))

@@ -187,9 +187,8 @@ def stream_features(
     partitioned engines sharing a merchant replica reproduce (``tests/unit/test_replica.py``).
     With ``share=(k, n)``, only the purchases of the users in the k-th of n partitions (by a
     hash of the user id), as a worker reading that partition computes them: its engine sees
-    its users' events only and
-    queries a :class:`MerchantReplica` fed with every partition's purchases and labels. The
-    n shares can run in n processes at once.
+    its users' events only and queries a :class:`MerchantReplica` fed with every partition's
+    purchases and labels. The n shares can run in n processes at once.
     """
     index, partitions = share
     if not 0 <= index < partitions:
