@@ -25,9 +25,14 @@ from agents.topics import (
     REPLICATED_TOPICS,
 )
 
-__all__ = ["caught_up", "client_config", "ensure_topics", "wait_for_broker"]
+__all__ = ["CHANGELOG_MAX_MESSAGE_BYTES", "caught_up", "changelog_config", "client_config",
+           "ensure_topics", "wait_for_broker"]
 
 log = logging.getLogger(__name__)
+
+#: Largest changelog record: a user's record holds 30 days of purchases, 26 bytes each plus
+#: merchants, so a very busy user (an attack's card testing) can pass Kafka's 1 MB default.
+CHANGELOG_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
@@ -80,8 +85,19 @@ def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:
     )
 
 
+def changelog_config(settings: Settings) -> dict[str, str]:
+    """The changelog topic's configuration: compacted, keeping the latest record of every
+    key; records stay uncompacted for a while (docs/state.md, "The changelog")."""
+    return {
+        "cleanup.policy": "compact",
+        "min.compaction.lag.ms": str(settings.changelog_min_compaction_lag_ms),
+        "max.message.bytes": str(CHANGELOG_MAX_MESSAGE_BYTES),
+    }
+
+
 def ensure_topics(settings: Settings) -> None:
-    """Create the input and output topics if missing, and check input co-partitioning."""
+    """Create the input, output and changelog topics if missing, and check input
+    co-partitioning."""
     admin = KafkaAdminClient(**client_config(settings), request_timeout_ms=10_000)
     try:
         existing = set(admin.list_topics())
@@ -92,6 +108,10 @@ def ensure_topics(settings: Settings) -> None:
             for name in INPUT_TOPICS + OUTPUT_TOPICS
             if settings.topic(name) not in existing
         ]
+        changelog = settings.changelog_topic()
+        if changelog not in existing:
+            missing.append(NewTopic(changelog, settings.partitions, settings.replication_factor,
+                                    topic_configs=changelog_config(settings)))
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
                 admin.create_topics(missing)

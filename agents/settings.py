@@ -43,10 +43,25 @@ class Settings(BaseSettings):
     group_id: str = Field("riskstream", description="Consumer group of the workers.")
 
     state_dir: Path = Field(
-        Path("var/state"), description="Where workers keep their per-partition snapshots."
+        Path("var/state"),
+        description="Where workers keep each partition's local state store (RocksDB) and the "
+        "merchant replica's snapshot. Optional for correctness: a partition whose store is "
+        "missing restores it from the group's changelog topic.",
     )
     checkpoint_interval_s: float = Field(
-        2.0, gt=0, description="Wall seconds between snapshots (and offset commits)."
+        2.0, gt=0, description="Wall seconds between checkpoints: the users changed since the "
+        "last one go to the changelog topic and the local store (and offsets are committed).",
+    )
+    user_cache_size: int = Field(
+        100_000, ge=1,
+        description="Users of one partition kept in memory; the least recently changed beyond "
+        "this leave memory after a checkpoint and are read back from the store when needed.",
+    )
+    changelog_min_compaction_lag_ms: int = Field(
+        24 * 3600 * 1000, ge=0,
+        description="min.compaction.lag.ms of the changelog topic riskstream creates: how long "
+        "a changelog record stays uncompacted, so a partition taken over mid-checkpoint can "
+        "still rewrite what an incomplete checkpoint touched (docs/state.md).",
     )
     replica_checkpoint_interval_s: float = Field(
         60.0, gt=0, description="Wall seconds between snapshots of the merchant replica, which "
@@ -121,6 +136,10 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    def changelog_topic(self) -> str:
+        """The consumer group's state changelog (one per group: its state is the group's)."""
+        return self.topic(f"{self.group_id}-state-changelog")
 
     def risk_config(self) -> RiskConfig:
         return RiskConfig(

@@ -6,10 +6,13 @@ per-event machinery alone costs more than the whole risk pipeline (a no-op agent
 14k events/s here), it cannot align the input topics by event time, and its windowed tables have no
 sliding windows. Faust still hosts this worker (``agents.app``) for its lifecycle and CLI.
 
-Delivery: at-least-once in, idempotent state. Offsets are stored with each partition's snapshot;
-outputs are flushed (acknowledged by the brokers) before a snapshot is written, and Kafka's
-committed offsets follow the snapshot. After a crash a partition resumes from its snapshot and
-re-emits the outputs since then with the ids they had.
+Delivery: at-least-once in, idempotent state. Each partition's state lives in a local store
+(:mod:`pipeline.state.store`) backed by the group's changelog topic (:mod:`agents.changelog`),
+with the input offsets it reflects. A checkpoint flushes the outputs (acknowledged by the
+brokers), commits the offsets (which also tells a worker that has lost the partition not to
+write), produces the changed records to the changelog, then writes them to the local store.
+A partition assigned to any worker restores its store from the changelog and resumes at the
+stored offsets, re-emitting the outputs since its last checkpoint with the ids they had.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
+from agents.changelog import ChangelogReader, ChangelogWriter
 from agents.kafka import caught_up, client_config, ensure_topics
 from agents.merchant_feed import MerchantFeed
 from agents.settings import Settings
-from agents.snapshots import PartitionSnapshot, SnapshotStore
+from agents.snapshots import SnapshotStore
 from agents.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, TOPIC_OF_EVENT_TYPE
 from pipeline.deadletter import dead_letter
 from pipeline.engine import RiskEngine
@@ -39,6 +44,8 @@ from pipeline.exceptions import InvalidEvent
 from pipeline.ordering import UNTIMED, EventTimeAligner
 from pipeline.outputs import Output
 from pipeline.replica import MerchantReplica
+from pipeline.state.checkpoint import checkpoint_records, checkpointed, restore_engine
+from pipeline.state.store import PartitionStore, StateDirectory
 
 __all__ = ["GC_YOUNG_THRESHOLD", "PipelineWorker", "WorkerStats", "tune_gc"]
 
@@ -72,6 +79,11 @@ class WorkerStats:
     dead_letters: int = 0
     outputs: Counter[str] = field(default_factory=Counter)
     checkpoints: int = 0
+    #: Bytes of records written by checkpoints, and the longest one's wall time.
+    checkpoint_bytes: int = 0
+    longest_checkpoint_s: float = 0.0
+    #: Partitions restored from the changelog, and what they read.
+    restores: list[dict[str, Any]] = field(default_factory=list)
     #: Longest wall time one loop iteration spent between two polls (work, sends, snapshots):
     #: how long the stream can stall behind one batch, bad records included.
     longest_iteration_s: float = 0.0
@@ -98,6 +110,9 @@ class WorkerStats:
             "dead_letters": self.dead_letters,
             "outputs": dict(self.outputs),
             "checkpoints": self.checkpoints,
+            "checkpoint_bytes": self.checkpoint_bytes,
+            "longest_checkpoint_s": round(self.longest_checkpoint_s, 3),
+            "restores": self.restores,
             "longest_iteration_s": round(self.longest_iteration_s, 3),
             "merchant_replica": self.merchant_replica,
         }
@@ -111,18 +126,21 @@ class _Rejected:
 
 
 class PartitionTask:
-    """One partition's engine, its input alignment, and the offsets it has applied."""
+    """One partition's engine, its store and changelog, its input alignment, and the offsets
+    it has applied."""
 
-    def __init__(self, partition: int, snapshot: PartitionSnapshot | None, settings: Settings,
-                 replica: MerchantReplica | None = None):
+    def __init__(self, partition: int, engine: RiskEngine, offsets: dict[str, int],
+                 settings: Settings, replica: MerchantReplica | None = None, *,
+                 store: PartitionStore | None = None, changelog: ChangelogWriter | None = None):
         self.partition = partition
         self.topics = {settings.topic(name): name for name in INPUT_TOPICS}
-        if snapshot is not None:
-            self.engine = snapshot.engine
-            self.offsets = dict(snapshot.offsets)
-        else:
-            self.engine = RiskEngine(settings.risk_config())
-            self.offsets = {}
+        self.engine = engine
+        self.offsets = dict(offsets)
+        self.store = store
+        self.changelog = changelog
+        #: Keys an incomplete checkpoint in the changelog touched: written again, with their
+        #: stored values, by the next checkpoint (agents.changelog).
+        self.repairs: set[bytes] = set()
         if replica is not None:
             self.engine.attach_merchants(replica.book)
         else:
@@ -134,6 +152,10 @@ class PartitionTask:
         #: Next offset expected per input: records below it were applied or are buffered, so a
         #: re-delivery (a prefetch racing a seek, a retried fetch) is ignored, never re-applied.
         self.expected = dict(self.offsets)
+        #: Inputs positioned at the state's offsets (:meth:`seeked`). Between an assignment
+        #: and its seek the consumer may already fetch from the group's committed offsets,
+        #: which can lie ahead of the state: those records are not the next to apply.
+        self.positioned: set[str] = set()
         self.dirty = False
         self.backlogged = False
         #: Records are waiting for the merchant replica to cover them.
@@ -150,10 +172,14 @@ class PartitionTask:
         return None if head == UNTIMED else head
 
     def seeked(self, topic: str, offset: int) -> None:
+        """The input is positioned at ``offset``: records from there on are this task's."""
         self.expected[topic] = offset
+        self.positioned.add(topic)
 
     def push(self, topic: str, records: list[ConsumerRecord], now: float) -> int:
         """Buffer new records; returns how many were new."""
+        if topic not in self.positioned:
+            return 0  # fetched from where the group had committed, before the seek
         event_type = _EVENT_TYPE_OF_TOPIC[self.topics[topic]]
         push = self.aligner.push
         expected = self.expected.get(topic, 0)
@@ -216,8 +242,21 @@ class PartitionTask:
             self.dirty = True
         return outputs
 
-    def snapshot(self) -> PartitionSnapshot:
-        return PartitionSnapshot(self.engine, dict(self.offsets))
+    async def checkpoint(self) -> int:
+        """Write what changed since the last checkpoint to the changelog, then to the local
+        store; returns the bytes written."""
+        assert self.store is not None and self.changelog is not None
+        records = checkpoint_records(self.engine, dict(self.offsets))
+        if self.repairs:
+            written = {key for key, _ in records}
+            store = self.store
+            records[-1:-1] = [(key, store.get(key)) for key in sorted(self.repairs - written)]
+        position = await self.changelog.write(records)
+        size = await asyncio.to_thread(self.store.write, records, {"offset": position})
+        self.repairs.clear()
+        checkpointed(self.engine)
+        self.dirty = False
+        return size
 
 
 class PipelineWorker(ConsumerRebalanceListener):
@@ -226,7 +265,8 @@ class PipelineWorker(ConsumerRebalanceListener):
     def __init__(self, settings: Settings, *, stop_after_idle_s: float | None = None) -> None:
         self.settings = settings
         self.stop_after_idle_s = stop_after_idle_s
-        self.store = SnapshotStore(settings.state_dir / settings.group_id)
+        directory = settings.state_dir / settings.group_id
+        self.state = StateDirectory(directory)
         self.tasks: dict[int, PartitionTask] = {}
         self.stats = WorkerStats()
         self._stopping = asyncio.Event()
@@ -236,7 +276,12 @@ class PipelineWorker(ConsumerRebalanceListener):
         self._output_topics = {
             name: settings.topic(name) for name in OUTPUT_TOPICS
         }
-        self.feed = MerchantFeed(settings, self.store) if settings.merchant_replica else None
+        self.feed = (MerchantFeed(settings, SnapshotStore(directory))
+                     if settings.merchant_replica else None)
+        self.changelog_topic = settings.changelog_topic()
+        self._restorer = ChangelogReader(settings, self.changelog_topic)
+        #: An error met in a rebalance callback, raised by :meth:`run`.
+        self._failure: BaseException | None = None
 
     @property
     def replica(self) -> MerchantReplica | None:
@@ -276,15 +321,22 @@ class PipelineWorker(ConsumerRebalanceListener):
             await consumer.start()
             try:
                 await self._loop(consumer)
-                async with self._lock:
-                    await self._save_state(list(self.tasks), with_replica=True)
+                if self._failure is None:
+                    async with self._lock:
+                        await self._save_state(list(self.tasks), with_replica=True)
             finally:
                 await consumer.stop()
+                for task in self.tasks.values():
+                    if task.store is not None:
+                        task.store.close()
         finally:
+            await self._restorer.stop()
             if self.feed is not None:
                 await self.feed.stop()
                 self.stats.merchant_replica = self.feed.describe()
             await producer.stop()
+        if self._failure is not None:
+            raise self._failure
         return self.stats
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
@@ -405,25 +457,34 @@ class PipelineWorker(ConsumerRebalanceListener):
             self.stats.outputs[output.stream] += 1
 
     async def _checkpoint(self, partitions: list[int]) -> None:
-        """Make outputs durable, then snapshot state with its offsets, then commit offsets."""
+        """Make outputs durable, commit the offsets, then write each partition's changes to
+        the changelog and the local store."""
         if not partitions:
             return
         assert self._producer is not None and self._consumer is not None
+        started = time.monotonic()
         await self._producer.flush()
-        commits: dict[TopicPartition, OffsetAndMetadata] = {}
-        for partition in partitions:
-            task = self.tasks[partition]
-            size = await asyncio.to_thread(self.store.save, partition, task.snapshot())
-            task.dirty = False
-            log.debug("partition %d snapshot: %d bytes", partition, size)
-            for topic, offset in task.offsets.items():
-                commits[TopicPartition(topic, partition)] = OffsetAndMetadata(offset, "")
-        self.stats.checkpoints += 1
+        commits: dict[TopicPartition, OffsetAndMetadata] = {
+            TopicPartition(topic, partition): OffsetAndMetadata(offset, "")
+            for partition in partitions for topic, offset in self.tasks[partition].offsets.items()
+        }
         if commits:
             try:
                 await self._consumer.commit(commits)
+            except CommitFailedError as exc:
+                # The group has moved on without this worker: another one may own these
+                # partitions now, and their changelog is no longer this worker's to write.
+                log.warning("not checkpointing partitions %s: %s", partitions, exc)
+                return
             except Exception as exc:  # committed offsets only feed lag monitoring
-                log.warning("offset commit failed (state is safe in the snapshot): %r", exc)
+                log.warning("offset commit failed (state is safe in the store): %r", exc)
+        for partition in partitions:
+            size = await self.tasks[partition].checkpoint()
+            self.stats.checkpoint_bytes += size
+            log.debug("partition %d checkpoint: %d bytes", partition, size)
+        self.stats.checkpoints += 1
+        self.stats.longest_checkpoint_s = max(self.stats.longest_checkpoint_s,
+                                              time.monotonic() - started)
 
     # -- rebalance listener ------------------------------------------------------------------
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -433,7 +494,9 @@ class PipelineWorker(ConsumerRebalanceListener):
         async with self._lock:
             await self._checkpoint(partitions)
             for partition in partitions:
-                del self.tasks[partition]
+                task = self.tasks.pop(partition)
+                if task.store is not None:
+                    task.store.close()
         log.info("revoked partitions %s", partitions)
 
     async def _ensure_replica_covers(self, task: PartitionTask) -> None:
@@ -445,18 +508,19 @@ class PipelineWorker(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         consumer = self._consumer
         assert consumer is not None
+        # Nothing is fetched for these partitions until they are positioned where their
+        # state resumes (a restore can take a while).
+        consumer.pause(*assigned)
         async with self._lock:
-            for partition in sorted({tp.partition for tp in assigned}):
-                if partition in self.tasks:
-                    continue
-                snapshot = await asyncio.to_thread(self.store.load, partition)
-                task = PartitionTask(partition, snapshot, self.settings, self.replica)
-                self.tasks[partition] = task
-                await self._ensure_replica_covers(task)
-                log.info(
-                    "partition %d: %s", partition,
-                    f"resumed from snapshot at {snapshot.offsets}" if snapshot else "fresh start",
-                )
+            try:
+                for partition in sorted({tp.partition for tp in assigned}):
+                    if partition not in self.tasks:
+                        self.tasks[partition] = await self._restore(partition)
+                        await self._ensure_replica_covers(self.tasks[partition])
+            except Exception as exc:  # raised by run(): a worker never runs on without state
+                self._failure = exc
+                self.stop()
+                return
             for tp in assigned:
                 task = self.tasks[tp.partition]
                 offset = task.offsets.get(tp.topic)
@@ -468,3 +532,32 @@ class PipelineWorker(ConsumerRebalanceListener):
                 else:
                     consumer.seek(tp, offset)
                 task.seeked(tp.topic, offset)
+            consumer.resume(*assigned)
+
+    async def _restore(self, partition: int) -> PartitionTask:
+        """Bring the partition's local store up to its changelog, and read its engine."""
+        settings, replica, producer = self.settings, self.replica, self._producer
+        assert producer is not None
+        store = await asyncio.to_thread(self.state.open, partition)
+        try:
+            restored = await self._restorer.restore(partition, store)
+            engine, offsets = restore_engine(
+                store, settings.risk_config(), cache_capacity=settings.user_cache_size,
+                own_merchants=replica is None, where=str(store.path))
+        except BaseException:
+            store.close()
+            raise
+        task = PartitionTask(partition, engine, offsets, settings, replica, store=store,
+                             changelog=ChangelogWriter(producer, self.changelog_topic, partition))
+        task.repairs = restored.discarded
+        figures = {"partition": partition, "changelog_records": restored.records,
+                   "checkpoints": restored.checkpoints, "users": restored.users,
+                   "seconds": round(restored.seconds, 3), "from_offset": restored.started_from,
+                   "cleared": restored.cleared}
+        self.stats.restores.append(figures)
+        log.info("partition %d: %s; resuming inputs at %s", partition,
+                 f"restored {restored.checkpoints} checkpoints ({restored.records} changelog "
+                 f"records, {restored.users} users) in {restored.seconds:.2f} s"
+                 if restored.records else "local store up to date with the changelog",
+                 offsets or "their beginning")
+        return task

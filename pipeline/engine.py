@@ -8,7 +8,6 @@ workers and one worker, and a restart from a snapshot all produce the same recor
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +30,7 @@ from pipeline.outputs import (
 )
 from pipeline.policy import cut_amount, freeze_for_risk, raise_limit, severity
 from pipeline.scoring import RiskScorer, Scored
-from pipeline.state import Hold, UserState, id_hash
+from pipeline.state import Hold, TimeIndex, UserCache, UserState, id_hash
 from pipeline.timeutil import HOUR, format_time
 
 __all__ = ["PurchaseObserver", "RiskEngine"]
@@ -67,14 +66,16 @@ class RiskEngine:
     def __init__(self, config: RiskConfig | None = None, scorer: RiskScorer | None = None):
         self.config = config if config is not None else RiskConfig()
         self.scorer = scorer if scorer is not None else RiskScorer(self.config)
-        self.users: dict[str, UserState] = {}
+        #: Every user of the partition, or (backed by a store) the recently changed ones.
+        self.users = UserCache()
         #: Merchant-side activity: of the purchases this engine sees, or of every partition
         #: when a worker attaches its replica (see README, "Topology").
-        self.merchants = MerchantBook(self.config.label_delay)
+        self.merchants = self._own_merchants()
         self.feeds_merchants = True
         #: Highest event time applied so far; drives expiries and the lateness policy.
         self.watermark: int | None = None
-        self._expiries: list[tuple[int, str, str]] = []
+        #: When each temporary cut expires: (time, user id, adjustment id).
+        self.expiries: TimeIndex[tuple[int, str, str]] = TimeIndex()
         self.observer: PurchaseObserver | None = None
         #: Purchases whose label is not known yet, with the supervised model's inputs. One is
         #: learned as legitimate only when its label could no longer be applied (a label
@@ -85,7 +86,7 @@ class RiskEngine:
         #: Default risk of the credit lines, and when each billing cycle's performance window
         #: closes: (time, user id, cycle number).
         self.default_model = DefaultModel()
-        self._cycle_maturities: list[tuple[int, str, int]] = []
+        self.cycle_maturities: TimeIndex[tuple[int, str, int]] = TimeIndex()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -103,8 +104,13 @@ class RiskEngine:
     def keep_own_merchants(self) -> None:
         """Keep merchant activity from this engine's own events (again), starting empty."""
         if not self.feeds_merchants:
-            self.merchants = MerchantBook(self.config.label_delay)
+            self.merchants = self._own_merchants()
             self.feeds_merchants = True
+
+    def _own_merchants(self) -> MerchantBook:
+        book = MerchantBook(self.config.label_delay)
+        book.track_changes()  # checkpointed with the partition's state
+        return book
 
     # -- the one entry point --------------------------------------------------------------
     def process(self, event: Event) -> list[Output]:
@@ -134,9 +140,9 @@ class RiskEngine:
                 learn_label(inputs, False, weight)
             self._mature_cycles(now)
         outputs: list[Output] = []
-        expiries = self._expiries
-        while expiries and expiries[0][0] <= now:
-            expires_at, user_id, adjustment_id = heapq.heappop(expiries)
+        if not self.expiries:
+            return outputs
+        for expires_at, user_id, adjustment_id in self.expiries.pop_until(now):
             user = self.users[user_id]
             hold = user.hold
             if hold is None or hold.adjustment_id != adjustment_id or hold.confirmed:
@@ -155,10 +161,11 @@ class RiskEngine:
         return None if self.watermark is None else self.watermark + self.config.max_future_skew
 
     def user(self, user_id: str) -> UserState:
-        user = self.users.get(user_id)
-        if user is None:
-            user = self.users[user_id] = UserState(self.config.default_limit_minor)
-        return user
+        """The user an event is about, created if new, to change."""
+        return self.users.touch(user_id, self._new_user)
+
+    def _new_user(self) -> UserState:
+        return UserState(self.config.default_limit_minor)
 
     # -- event handlers -------------------------------------------------------------------
     def _purchase(self, tx: Transaction, tx_hash: int) -> list[Output]:
@@ -228,7 +235,7 @@ class RiskEngine:
             expires_at = tx.event_time + cfg.cut_duration
             before = user.available_minor
             user.hold = Hold(adjustment_id, alert_id, cut_amount(user, cfg), expires_at)
-            heapq.heappush(self._expiries, (expires_at, tx.user_id, adjustment_id))
+            self.expiries.push((expires_at, tx.user_id, adjustment_id))
             outputs.append(
                 self._adjustment(
                     adjustment_id, "temporary_cut", tx.user_id, user, tx.event_time,
@@ -320,7 +327,7 @@ class RiskEngine:
         now = statement.event_time
         inputs = credit.inputs(user.on_time_repayments, user.late_repayments)
         cycle = credit.track(inputs, statement.due_time + cfg.default_horizon)
-        heapq.heappush(self._cycle_maturities, (cycle.matures_at, user_id, cycle.number))
+        self.cycle_maturities.push((cycle.matures_at, user_id, cycle.number))
         model = self.default_model
         risk = credit.risk = model.score_one(inputs) if model.warm else None
         outputs: list[Output] = []
@@ -354,9 +361,9 @@ class RiskEngine:
 
     def _mature_cycles(self, now: int) -> None:
         """Learn as repaid every cycle whose performance window closed with no default."""
-        maturities = self._cycle_maturities
-        while maturities and maturities[0][0] < now:
-            _, user_id, number = heapq.heappop(maturities)
+        if not self.cycle_maturities:
+            return
+        for _, user_id, number in self.cycle_maturities.pop_until(now, inclusive=False):
             credit = self.users[user_id].credit
             assert credit is not None
             cycle = credit.matured(number)

@@ -1,6 +1,7 @@
 """The one exception tree of the functional core."""
 
-__all__ = ["InvalidEvent", "MisorderedHistories", "RiskstreamError", "UnreadableSource"]
+__all__ = ["InvalidEvent", "MisorderedHistories", "RiskstreamError", "StateFormatError",
+           "UnreadableSource"]
 
 
 class RiskstreamError(Exception):
@@ -27,3 +28,8 @@ class UnreadableSource(RiskstreamError):
 
 class MisorderedHistories(RiskstreamError):
     """Histories to replay one after another that are not in time order, or overlap."""
+
+
+class StateFormatError(RiskstreamError):
+    """Stored state in a layout this release does not read (another format version, or a
+    record cut short)."""

@@ -33,7 +33,7 @@ import struct
 from array import array
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from math import log, log1p
 from operator import mul
 
@@ -271,6 +271,9 @@ class FraudClassifier(AveragedLogisticRegression):
 class PendingLabels:
     """Purchases waiting for a label, oldest first.
 
+    Each one gets the next sequence number, and what was added and removed since the last
+    checkpoint is kept (:attr:`added`, :attr:`removed`), so a checkpoint writes only that.
+
     >>> pending = PendingLabels(delay=10, negative_share=1.0)
     >>> pending.add(0, 1, array("f", [1.0])); pending.add(5, 2, array("f", [2.0]))
     >>> pending.confirm(2)  # a fraud label for purchase 2
@@ -288,19 +291,54 @@ class PendingLabels:
         #: Says which legitimate purchases are all learned (weighted by the share), not sampled.
         self.informative = informative
         self._threshold = int(negative_share * 2**16)
-        self._inputs: dict[int, array] = {}
+        #: id hash -> (sequence number, inputs)
+        self._inputs: dict[int, tuple[int, array]] = {}
+        #: (due time, id hash) in the order added
         self._queue: deque[tuple[int, int]] = deque()
+        #: The next sequence number.
+        self.sequence = 0
+        #: Since the last checkpoint: sequence number -> (due time, id hash, inputs) added,
+        #: and the sequence numbers of entries removed that a checkpoint had written.
+        self.added: dict[int, tuple[int, int, array]] = {}
+        self.removed: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._inputs)
 
     def add(self, event_time: int, id_hash: int, inputs: array) -> None:
-        self._inputs[id_hash] = inputs
-        self._queue.append((event_time + self.delay, id_hash))
+        due = event_time + self.delay
+        sequence = self.sequence
+        self.sequence = sequence + 1
+        replaced = self._inputs.get(id_hash)
+        if replaced is not None:
+            self._forget(replaced[0])
+        self._inputs[id_hash] = (sequence, inputs)
+        self._queue.append((due, id_hash))
+        self.added[sequence] = (due, id_hash, inputs)
+
+    def restore(self, entries: Iterable[tuple[int, int, int, array]], sequence: int) -> None:
+        """Wait again for ``(sequence number, due time, id hash, inputs)`` entries, in the
+        order of their numbers, as a checkpoint wrote them; ``sequence``: the next number."""
+        for number, due, id_hash, inputs in entries:
+            self._inputs[id_hash] = (number, inputs)
+            self._queue.append((due, id_hash))
+        self.sequence = sequence
+
+    def checkpointed(self) -> None:
+        self.added.clear()
+        self.removed.clear()
+
+    def _forget(self, sequence: int) -> None:
+        if self.added.pop(sequence, None) is None:
+            self.removed.add(sequence)
 
     def confirm(self, id_hash: int) -> array | None:
         """The inputs of a purchase just labelled fraud (None if no longer waiting)."""
-        return self._inputs.pop(id_hash, None)
+        found = self._inputs.pop(id_hash, None)
+        if found is None:
+            return None
+        self._forget(found[0])
+        return found[1]
 
     def matured(self, now: int) -> Iterator[tuple[array, float]]:
         """(inputs, weight) of the purchases to learn as legitimate, their delay over before
@@ -311,9 +349,11 @@ class PendingLabels:
         share, threshold, informative = self.negative_share, self._threshold, self.informative
         while queue and queue[0][0] < now:
             _, id_hash = queue.popleft()
-            vector = inputs.pop(id_hash, None)
-            if vector is None:
+            found = inputs.pop(id_hash, None)
+            if found is None:
                 continue
+            self._forget(found[0])
+            vector = found[1]
             if informative is not None and informative(vector):
                 yield vector, share
             elif (id_hash & 0xFFFF) < threshold:

@@ -291,7 +291,7 @@ class MerchantBook:
     [(0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0)]
     """
 
-    __slots__ = ("cards", "delay", "merchants")
+    __slots__ = ("cards", "changed_cards", "changed_merchants", "delay", "merchants")
 
     _SPANS = tuple(MERCHANT_SPANS.values())
     _LONGEST_SPAN = max(_SPANS)
@@ -302,6 +302,19 @@ class MerchantBook:
         self.delay = delay
         self.merchants: dict[str, MerchantActivity] = {}
         self.cards = CardHabits(memory=self.reach)
+        #: The merchants and cards changed since the last checkpoint (None: not tracked; see
+        #: :meth:`track_changes`).
+        self.changed_merchants: set[str] | None = None
+        self.changed_cards: set[str] | None = None
+
+    def track_changes(self) -> None:
+        """Remember which merchants and cards change, for a checkpoint of this book."""
+        self.changed_merchants, self.changed_cards = set(), set()
+
+    def checkpointed(self) -> None:
+        if self.changed_merchants is not None and self.changed_cards is not None:
+            self.changed_merchants.clear()
+            self.changed_cards.clear()
 
     @property
     def reach(self) -> int:
@@ -316,6 +329,9 @@ class MerchantBook:
         if merchant is None:
             merchant = self.merchants[merchant_id] = MerchantActivity()
         merchant.add(event_time, id_hash, unusual)
+        if self.changed_merchants is not None and self.changed_cards is not None:
+            self.changed_merchants.add(merchant_id)
+            self.changed_cards.add(card)
 
     def mark_fraud(self, merchant_id: str, event_time: int, id_hash: int, known_at: int) -> bool:
         """Mark a purchase confirmed as fraud by a label at ``known_at``; False if not held or
@@ -323,6 +339,8 @@ class MerchantBook:
         merchant = self.merchants.get(merchant_id)
         if merchant is None or event_time < known_at - FRAUD_MARK_REACH:
             return False
+        if self.changed_merchants is not None:
+            self.changed_merchants.add(merchant_id)
         return merchant.mark_fraud(event_time, id_hash, known_at)
 
     def risk(self, merchant_id: str, now: int) -> list[tuple[int, int, int]]:
@@ -347,10 +365,15 @@ class MerchantBook:
         merchant = self.merchants.get(merchant_id)
         if merchant is not None:
             merchant.evict(before)
+            if self.changed_merchants is not None:
+                self.changed_merchants.add(merchant_id)
 
     def evict_all(self, before: int) -> None:
         """Forget every purchase at or before ``before``, merchants left with none, and cards
         with no purchase since."""
+        if self.changed_merchants is not None and self.changed_cards is not None:
+            self.changed_merchants.update(self.merchants)  # those left empty go, too
+            self.changed_cards.update(self.cards.cards)
         for merchant_id in list(self.merchants):
             merchant = self.merchants[merchant_id]
             merchant.evict(before)

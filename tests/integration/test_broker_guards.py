@@ -65,7 +65,7 @@ def test_list_offsets_latest_is_wrong_when_a_batch_holds_several_records(
 def test_the_idempotent_producer_cannot_start(broker: EmbeddedBroker, admin: KafkaAdminClient
                                               ) -> None:
     """The worker's producer runs with enable_idempotence=False; exactly-once comes from
-    deterministic output ids and snapshots with their offsets, not from Kafka transactions."""
+    deterministic output ids and state stored with its offsets, not from Kafka transactions."""
     topic = _topic(admin)
 
     async def send_idempotently() -> None:
@@ -82,8 +82,8 @@ def test_the_idempotent_producer_cannot_start(broker: EmbeddedBroker, admin: Kaf
 
 def test_compaction_settings_are_not_kept(broker: EmbeddedBroker, admin: KafkaAdminClient
                                           ) -> None:
-    """No log compaction: nothing in riskstream relies on a compacted topic for state
-    (snapshots are files, agents/snapshots.py)."""
+    """No log compaction: on the embedded broker the state changelog keeps every record
+    written, and a restore reads them all (docs/state.md says how fast it grows)."""
     topic = _topic(admin, **{"cleanup.policy": "compact"})
     described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
     assert "compact" not in repr(described), "Tansu now keeps cleanup.policy=compact"

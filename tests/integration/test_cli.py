@@ -121,8 +121,8 @@ def test_faust_entry_point_runs_the_same_pipeline(
             process.kill()
             raise
     assert process.returncode == 0, stderr[-2000:]
-    snapshots = list((settings.state_dir / settings.group_id).glob("partition-*.snapshot"))
-    assert len(snapshots) == settings.partitions
+    stores = list((settings.state_dir / settings.group_id).glob("partition-*.rocksdb"))
+    assert len(stores) == settings.partitions
 
 
 def test_wrong_credentials_give_one_clear_error_and_never_show_the_secret(

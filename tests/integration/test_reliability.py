@@ -7,7 +7,6 @@ partitions them (``expected_run``); the end-to-end test shows an undisturbed wor
 from __future__ import annotations
 
 import os
-import pickle
 import random
 import signal
 import subprocess
@@ -20,9 +19,10 @@ import pytest
 from agents.demo import write_history
 from agents.replay import replay_files
 from agents.settings import Settings
-from agents.snapshots import SnapshotStore
 from pipeline.demo import DemoHistory, generate_demo_history
 from pipeline.engine import RiskEngine
+from pipeline.state.checkpoint import read_meta, restore_engine, stored_users
+from pipeline.state.store import StateDirectory
 from pipeline.timeutil import SECOND, parse_time
 from tests.integration.conftest import by_id, expected_run, read_outputs, settings_env
 
@@ -38,17 +38,23 @@ def start_worker(settings: Settings, *extra: str, **env_overrides: str) -> subpr
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def snapshot_progress(settings: Settings) -> int:
-    """Input records applied according to the snapshots on disk."""
-    store = SnapshotStore(settings.state_dir / settings.group_id)
+def state_directory(settings: Settings) -> StateDirectory:
+    return StateDirectory(settings.state_dir / settings.group_id)
+
+
+def snapshot_progress(settings: Settings, directory: StateDirectory | None = None) -> int:
+    """Input records applied according to the partition stores on disk (read while a worker
+    may be writing them)."""
+    directory = directory or state_directory(settings)
     total = 0
-    for partition in range(settings.partitions):
+    for partition in directory.partitions():
+        store = directory.open(partition, read_only=True)
         try:
-            snapshot = store.load(partition)
-        except (EOFError, pickle.UnpicklingError):  # pragma: no cover - atomic writes
-            raise AssertionError("a torn snapshot was visible") from None
-        if snapshot is not None:
-            total += sum(snapshot.offsets.values())
+            meta = read_meta(store, str(store.path))
+        finally:
+            store.close()
+        if meta is not None:
+            total += sum(meta["offsets"].values())
     return total
 
 
@@ -59,32 +65,44 @@ _PROBES = [
 ]
 
 
-def fingerprint(engine: RiskEngine) -> dict:
-    """Everything an engine knows, in comparable form (pickle bytes are not canonical)."""
-    users = {}
-    for user_id, state in engine.users.items():
+def fingerprint(engine: RiskEngine, users: dict, own_merchants: bool) -> dict:
+    """Everything an engine knows, in comparable form (``users``: all of them, wherever they
+    are kept)."""
+    user_fields = {}
+    for user_id, state in users.items():
         fields = dict(zip(state.__slots__, state.__getstate__(), strict=True))
         fields["windows"] = state.windows.__getstate__()
-        users[user_id] = fields
+        fields["credit"] = state.credit.__getstate__() if state.credit is not None else None
+        user_fields[user_id] = fields
     return {
         "watermark": engine.watermark,
-        "users": users,
-        "expiries": sorted(engine._expiries),
+        "users": user_fields,
+        "expiries": sorted(engine.expiries),
         "model": [engine.scorer.anomaly.score_one(probe) for probe in _PROBES],
         "merchants": {name: m.__getstate__() for name, m in engine.merchants.merchants.items()}
-        if engine.feeds_merchants else None,
+        if own_merchants else None,
         "pending_labels": len(engine.pending_labels),
         "classifier": (engine.scorer.classifier.learned, engine.scorer.classifier.frauds_seen,
                        engine.scorer.classifier.model["LogisticRegression"].weights),
     }
 
 
-def assert_final_state_equals(settings: Settings, engines: dict[int, RiskEngine]) -> None:
-    store = SnapshotStore(settings.state_dir / settings.group_id)
+def assert_final_state_equals(settings: Settings, engines: dict[int, RiskEngine],
+                              directory: StateDirectory | None = None) -> None:
+    """The partition stores (of ``directory``: by default the settings' own) hold exactly
+    the state of the pure core's ``engines``."""
+    directory = directory or state_directory(settings)
+    own = not settings.merchant_replica
     for partition, engine in engines.items():
-        snapshot = store.load(partition)
-        assert snapshot is not None
-        assert fingerprint(snapshot.engine) == fingerprint(engine), f"partition {partition}"
+        store = directory.open(partition, read_only=True)
+        try:
+            stored, _ = restore_engine(store, settings.risk_config(), cache_capacity=None,
+                                       own_merchants=own, where=str(store.path))
+            users = dict(stored_users(store))
+        finally:
+            store.close()
+        assert fingerprint(stored, users, own) == fingerprint(
+            engine, dict(engine.users.items()), own), f"partition {partition}"
 
 
 @pytest.fixture(scope="module")

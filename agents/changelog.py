@@ -1,0 +1,190 @@
+"""The state changelog: every checkpoint's records, produced to a topic of the consumer group,
+and read back to restore a partition on any host.
+
+One changelog topic per consumer group (``<group>-state-changelog``), partitioned like the
+inputs; on Apache Kafka it is compacted, so it keeps the latest record of each key. A
+checkpoint's records carry a header naming the checkpoint (the writer and its sequence
+number), and its meta record comes last: a restore applies a checkpoint only once it has read
+that meta record. A worker killed while producing a checkpoint leaves an incomplete one at the
+end of the log; the next owner discards it and, in its first checkpoint, writes again the
+committed value of every key the incomplete one touched, so compaction can never leave such a
+key's stray value as its latest. (``min.compaction.lag.ms`` keeps the records a restore may
+still need for a day, far longer than a takeover takes.)
+
+A restore starts from the position the local store recorded (nothing, for an empty host),
+reads to the end of the partition's log, applies complete checkpoints to the local store in
+batches, and returns. A store whose recorded position lies beyond the log's end belongs to a
+changelog that was recreated: it is cleared and restored from the beginning.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from agents.kafka import client_config
+from agents.settings import Settings
+from pipeline.state.checkpoint import META_KEY, Record
+from pipeline.state.codec import USER_PREFIX
+from pipeline.state.store import PartitionStore
+
+__all__ = ["CHECKPOINT_HEADER", "ChangelogReader", "ChangelogWriter", "RestoreResult",
+           "checkpoint_tag"]
+
+log = logging.getLogger(__name__)
+
+#: The header naming the checkpoint a record belongs to: writer id (16 bytes) + sequence.
+CHECKPOINT_HEADER = "riskstream-checkpoint"
+#: Complete checkpoints are written to the local store in batches of about this many records.
+_RESTORE_BATCH = 20_000
+#: Records asked for per fetch while restoring.
+_RESTORE_FETCH = 20_000
+
+
+def checkpoint_tag(writer: bytes, sequence: int) -> bytes:
+    return writer + sequence.to_bytes(8, "big")
+
+
+class ChangelogWriter:
+    """Produces one partition's checkpoints; one writer per task, so each has its own id."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, partition: int) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.partition = partition
+        self.writer = uuid.uuid4().bytes
+        self.sequence = 0
+
+    async def write(self, records: list[Record]) -> int:
+        """Produce ``records`` (the meta record last) and wait until the brokers have them;
+        returns the changelog offset after the meta record."""
+        if not records or records[-1][0] != META_KEY:
+            raise ValueError("a checkpoint ends with its meta record")
+        self.sequence += 1
+        headers = [(CHECKPOINT_HEADER, checkpoint_tag(self.writer, self.sequence))]
+        send, topic, partition = self.producer.send, self.topic, self.partition
+        futures = [await send(topic, value, key=key, partition=partition, headers=headers)
+                   for key, value in records]
+        for future in futures[:-1]:
+            await future
+        metadata = await futures[-1]
+        return metadata.offset + 1
+
+
+@dataclass
+class RestoreResult:
+    """What a restore read: records, complete checkpoints applied, and the keys of an
+    incomplete checkpoint it discarded (to be written again with their committed values)."""
+
+    records: int = 0
+    checkpoints: int = 0
+    users: int = 0
+    seconds: float = 0.0
+    started_from: int = 0
+    position: int = 0
+    cleared: bool = False
+    discarded: set[bytes] = field(default_factory=set)
+
+
+class ChangelogReader:
+    """Restores partition stores from the changelog, one partition at a time."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.settings = settings
+        self.topic = topic
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def _started(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                **client_config(self.settings),
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+                max_partition_fetch_bytes=8 * 1024 * 1024,
+            )
+            await consumer.start()
+            self._consumer = consumer
+        return self._consumer
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def restore(self, partition: int, store: PartitionStore) -> RestoreResult:
+        """Bring ``store`` up to the end of the partition's changelog."""
+        consumer = await self._started()
+        tp = TopicPartition(self.topic, partition)
+        consumer.assign([tp])
+        recorded = store.changelog_position
+        start = recorded["offset"] if recorded else 0
+        result = RestoreResult(started_from=start)
+        began = time.monotonic()
+        if start:
+            end = await self._end(consumer, tp)
+            if end < start:
+                log.warning(
+                    "partition %d: the local store has read the changelog to offset %d, but "
+                    "the changelog ends at %d (it was recreated): restoring from its beginning",
+                    partition, start, end)
+                store.clear()
+                start, result.cleared, result.started_from = 0, True, 0
+        consumer.seek(tp, start)
+        ready: list[Record] = []
+        ready_position = start
+        pending: list[Record] = []
+        pending_tag: bytes | None = None
+        users: set[bytes] = set()
+        while True:
+            batch = await consumer.getmany(tp, timeout_ms=200, max_records=_RESTORE_FETCH)
+            for record in batch.get(tp, ()):
+                result.records += 1
+                tag = _tag(record.headers)
+                if tag != pending_tag:
+                    # A checkpoint that never got its meta record: discarded.
+                    result.discarded.update(key for key, _ in pending)
+                    pending, pending_tag = [], tag
+                pending.append((record.key, record.value))
+                if record.key == META_KEY:
+                    keys = [key for key, _ in pending]
+                    result.discarded.difference_update(keys)  # written again since
+                    users.update(key for key in keys if key[:1] == USER_PREFIX)
+                    ready += pending
+                    pending, pending_tag = [], None
+                    ready_position = record.offset + 1
+                    result.checkpoints += 1
+                    if len(ready) >= _RESTORE_BATCH:
+                        store.write(ready, {"offset": ready_position})
+                        ready = []
+            highwater = consumer.highwater(tp)
+            if highwater is not None and await consumer.position(tp) >= highwater:
+                break
+        result.discarded.update(key for key, _ in pending)
+        if ready or ready_position != start:
+            store.write(ready, {"offset": ready_position})
+        result.position = ready_position
+        result.users = len(users)
+        result.seconds = time.monotonic() - began
+        return result
+
+    @staticmethod
+    async def _end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+        """The log's end as a fetch reports it (the embedded broker's ListOffsets answer is
+        not reliable: agents.kafka.caught_up)."""
+        consumer.seek(tp, 0)
+        while consumer.highwater(tp) is None:
+            await consumer.getmany(tp, timeout_ms=100, max_records=1)
+        return consumer.highwater(tp) or 0
+
+
+def _tag(headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]]) -> bytes | None:
+    for name, value in headers:
+        if name == CHECKPOINT_HEADER:
+            return value
+    return None

@@ -1,0 +1,163 @@
+"""What a partition's state changed since its last checkpoint, so a checkpoint writes only that.
+
+:class:`UserCache` holds the users an engine works on. Backed by a store, it keeps only the
+recently changed ones in memory (a bound, :attr:`UserCache.capacity`) and reads the others
+back on demand; without one it is a plain dictionary of every user. :class:`TimeIndex` is an
+event-time queue (a min-heap) that remembers which entries were pushed and popped.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, Protocol, TypeVar
+
+from pipeline.state.user import UserState
+
+__all__ = ["TimeIndex", "UserCache", "UserSource"]
+
+Entry = TypeVar("Entry", bound=tuple)
+
+
+class UserSource(Protocol):
+    """Where users that are not in memory are read from (a partition's store)."""
+
+    def load_user(self, user_id: str) -> UserState | None: ...
+
+
+class UserCache:
+    """The users of one partition, by id.
+
+    Every user handed out for a change (:meth:`touch`, ``cache[user_id]``) is remembered as
+    changed until :meth:`checkpointed`. After a checkpoint the least recently changed users
+    beyond ``capacity`` leave memory; a store gives them back when they are next needed.
+    Users changed since the last checkpoint always stay, whatever the bound.
+
+    >>> cache = UserCache(capacity=1)
+    >>> cache.touch("u1", lambda: UserState(100)).balance_minor = 7
+    >>> _ = cache.touch("u2", lambda: UserState(100))
+    >>> sorted(cache.changed), len(cache)
+    (['u1', 'u2'], 2)
+    >>> cache.checkpointed()  # no store: nobody can leave memory
+    0
+    """
+
+    def __init__(self, source: UserSource | None = None, capacity: int | None = None) -> None:
+        self.source = source
+        self.capacity = capacity
+        #: In memory, least recently changed first (as of the last checkpoint).
+        self._users: dict[str, UserState] = {}
+        self.changed: set[str] = set()
+
+    def __len__(self) -> int:
+        """Users in memory."""
+        return len(self._users)
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._users
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._users)
+
+    def items(self) -> Iterable[tuple[str, UserState]]:
+        """The users in memory (with a store, not every user of the partition)."""
+        return self._users.items()
+
+    def get(self, user_id: str) -> UserState | None:
+        """The user, read from the store if not in memory; None if unknown. Not a change."""
+        user = self._users.get(user_id)
+        if user is None and self.source is not None:
+            user = self.source.load_user(user_id)
+            if user is not None:
+                self._users[user_id] = user
+        return user
+
+    def __getitem__(self, user_id: str) -> UserState:
+        """A known user, to change."""
+        user = self.get(user_id)
+        if user is None:
+            raise KeyError(user_id)
+        self.changed.add(user_id)
+        return user
+
+    def touch(self, user_id: str, create: Callable[[], UserState]) -> UserState:
+        """The user, created if unknown, to change."""
+        user = self._users.get(user_id)
+        if user is None:
+            user = self.get(user_id)
+            if user is None:
+                user = self._users[user_id] = create()
+        self.changed.add(user_id)
+        return user
+
+    def changes(self) -> Iterator[tuple[str, UserState]]:
+        """The users changed since the last checkpoint."""
+        users = self._users
+        return ((user_id, users[user_id]) for user_id in self.changed)
+
+    def checkpointed(self) -> int:
+        """The changes are saved: forget them, and let the least recently changed users
+        beyond the capacity leave memory (when a store can give them back). Returns how many
+        left."""
+        users = self._users
+        for user_id in self.changed:  # now the most recently changed
+            users[user_id] = users.pop(user_id)
+        self.changed.clear()
+        if self.source is None or self.capacity is None:
+            return 0
+        excess = len(users) - self.capacity
+        if excess <= 0:
+            return 0
+        oldest = iter(users)
+        for user_id in [next(oldest) for _ in range(excess)]:
+            del users[user_id]
+        return excess
+
+
+class TimeIndex(Generic[Entry]):
+    """A min-heap of ``(time, ...)`` entries, each unique, that remembers what was pushed and
+    popped since :meth:`checkpointed`.
+
+    >>> index = TimeIndex([(5, "u1"), (9, "u2")])
+    >>> index.push((3, "u3")); index.pop_until(5)
+    [(3, 'u3'), (5, 'u1')]
+    >>> index.pushed, index.popped
+    (set(), {(5, 'u1')})
+    """
+
+    def __init__(self, entries: Iterable[Entry] = ()) -> None:
+        self._heap: list[Entry] = list(entries)
+        heapq.heapify(self._heap)
+        self.pushed: set[Entry] = set()
+        self.popped: set[Entry] = set()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._heap)
+
+    def push(self, entry: Entry) -> None:
+        heapq.heappush(self._heap, entry)
+        if entry in self.popped:
+            self.popped.discard(entry)
+        else:
+            self.pushed.add(entry)
+
+    def pop_until(self, time: int, inclusive: bool = True) -> list[Entry]:
+        """Remove and return the entries at or before ``time`` (before, if not inclusive),
+        earliest first."""
+        heap = self._heap
+        due: list[Entry] = []
+        while heap and (heap[0][0] <= time if inclusive else heap[0][0] < time):
+            entry = heapq.heappop(heap)
+            due.append(entry)
+            if entry in self.pushed:
+                self.pushed.discard(entry)
+            else:
+                self.popped.add(entry)
+        return due
+
+    def checkpointed(self) -> None:
+        self.pushed.clear()
+        self.popped.clear()
