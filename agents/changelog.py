@@ -19,21 +19,24 @@ changelog that was recreated: it is cleared and restored from the beginning.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from agents.kafka import client_config
+from agents.kafka import CHANGELOG_MAX_MESSAGE_BYTES, client_config
 from agents.settings import Settings
 from pipeline.state.checkpoint import META_KEY, Record
 from pipeline.state.codec import USER_PREFIX
 from pipeline.state.store import PartitionStore
 
-__all__ = ["CHECKPOINT_HEADER", "ChangelogReader", "ChangelogWriter", "RestoreResult",
-           "checkpoint_tag"]
+__all__ = ["CHECKPOINT_HEADER", "PRODUCER_BATCH_BYTES", "ChangelogReader", "ChangelogWriter",
+           "RestoreResult", "changelog_producer", "checkpoint_tag"]
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +46,27 @@ CHECKPOINT_HEADER = "riskstream-checkpoint"
 _RESTORE_BATCH = 20_000
 #: Records asked for per fetch while restoring.
 _RESTORE_FETCH = 20_000
+#: A changelog producer's largest record batch (the worker's outputs keep aiokafka's 16 KiB).
+PRODUCER_BATCH_BYTES = 1024 * 1024
 
 
 def checkpoint_tag(writer: bytes, sequence: int) -> bytes:
     return writer + sequence.to_bytes(8, "big")
 
 
+def changelog_producer(settings: Settings) -> AIOKafkaProducer:
+    """A producer for checkpoints: whole acknowledged batches of up to a megabyte."""
+    return AIOKafkaProducer(**client_config(settings), acks="all", linger_ms=0,
+                            enable_idempotence=False, max_batch_size=PRODUCER_BATCH_BYTES,
+                            max_request_size=CHANGELOG_MAX_MESSAGE_BYTES)
+
+
 class ChangelogWriter:
-    """Produces one partition's checkpoints; one writer per task, so each has its own id."""
+    """Produces one partition's checkpoints; one writer per task, so each has its own id.
+
+    Records go out as whole record batches (``producer.send_batch``): a checkpoint of
+    thousands of users costs a few calls instead of one per record. The producer should
+    allow large batches (:data:`PRODUCER_BATCH_BYTES`)."""
 
     def __init__(self, producer: AIOKafkaProducer, topic: str, partition: int) -> None:
         self.producer = producer
@@ -66,13 +82,25 @@ class ChangelogWriter:
             raise ValueError("a checkpoint ends with its meta record")
         self.sequence += 1
         headers = [(CHECKPOINT_HEADER, checkpoint_tag(self.writer, self.sequence))]
-        send, topic, partition = self.producer.send, self.topic, self.partition
-        futures = [await send(topic, value, key=key, partition=partition, headers=headers)
-                   for key, value in records]
+        producer = self.producer
+        futures = []
+        batch = producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                futures.append(await self._send(batch))
+                batch = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    raise ValueError(f"a changelog record of {len(value or b'')} bytes is "
+                                     "larger than a record batch")
+        last = batch.record_count()
+        futures.append(await self._send(batch))
         for future in futures[:-1]:
             await future
         metadata = await futures[-1]
-        return metadata.offset + 1
+        return metadata.offset + last
+
+    async def _send(self, batch: Any) -> asyncio.Future:
+        return await self.producer.send_batch(batch, self.topic, partition=self.partition)
 
 
 @dataclass
@@ -138,9 +166,46 @@ class ChangelogReader:
         consumer.seek(tp, start)
         ready: list[Record] = []
         ready_position = start
+        users: set[bytes] = set()
+        async for records, position in self._checkpoints(consumer, tp, result):
+            keys = [key for key, _ in records]
+            result.discarded.difference_update(keys)  # written again since
+            users.update(key for key in keys if key[:1] == USER_PREFIX)
+            ready += records
+            ready_position = position
+            result.checkpoints += 1
+            if len(ready) >= _RESTORE_BATCH:
+                store.write(ready, {"offset": ready_position})
+                ready = []
+        if ready or ready_position != start:
+            store.write(ready, {"offset": ready_position})
+        result.position = ready_position
+        result.users = len(users)
+        result.seconds = time.monotonic() - began
+        return result
+
+    async def read_key(self, partition: int, key: bytes) -> bytes | None:
+        """The latest committed value of ``key`` in the partition's changelog (None: never
+        written, or deleted)."""
+        consumer = await self._started()
+        tp = TopicPartition(self.topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        found: bytes | None = None
+        async for records, _ in self._checkpoints(consumer, tp, RestoreResult()):
+            for record_key, value in records:
+                if record_key == key:
+                    found = value
+        return found
+
+    @staticmethod
+    async def _checkpoints(consumer: AIOKafkaConsumer, tp: TopicPartition,
+                           result: RestoreResult) -> AsyncIterator[tuple[list[Record], int]]:
+        """The complete checkpoints from the consumer's position to the log's end, each with
+        the offset after its meta record; counts records and collects what is discarded in
+        ``result``."""
         pending: list[Record] = []
         pending_tag: bytes | None = None
-        users: set[bytes] = set()
         while True:
             batch = await consumer.getmany(tp, timeout_ms=200, max_records=_RESTORE_FETCH)
             for record in batch.get(tp, ()):
@@ -152,26 +217,12 @@ class ChangelogReader:
                     pending, pending_tag = [], tag
                 pending.append((record.key, record.value))
                 if record.key == META_KEY:
-                    keys = [key for key, _ in pending]
-                    result.discarded.difference_update(keys)  # written again since
-                    users.update(key for key in keys if key[:1] == USER_PREFIX)
-                    ready += pending
+                    yield pending, record.offset + 1
                     pending, pending_tag = [], None
-                    ready_position = record.offset + 1
-                    result.checkpoints += 1
-                    if len(ready) >= _RESTORE_BATCH:
-                        store.write(ready, {"offset": ready_position})
-                        ready = []
             highwater = consumer.highwater(tp)
             if highwater is not None and await consumer.position(tp) >= highwater:
                 break
         result.discarded.update(key for key, _ in pending)
-        if ready or ready_position != start:
-            store.write(ready, {"offset": ready_position})
-        result.position = ready_position
-        result.users = len(users)
-        result.seconds = time.monotonic() - began
-        return result
 
     @staticmethod
     async def _end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:

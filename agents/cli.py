@@ -96,7 +96,7 @@ def broker(port: int, partitions: int) -> None:
 @main.command()
 @_bootstrap_option
 @click.option("--state-dir", type=click.Path(path_type=Path), envvar=f"{_ENV}STATE_DIR",
-              show_envvar=True, help="Where partition snapshots live [default: var/state].")
+              show_envvar=True, help="Where partition stores live [default: var/state].")
 @click.option("--group", "group_id", envvar=f"{_ENV}GROUP_ID", show_envvar=True,
               help="Consumer group [default: riskstream].")
 @click.option("--stop-after-idle", type=float, envvar=f"{_ENV}STOP_AFTER_IDLE",
@@ -119,6 +119,44 @@ def worker(bootstrap_servers: str | None, state_dir: Path | None, group_id: str 
 
     stats = asyncio.run(run())
     click.echo(orjson.dumps({"worker": stats.as_dict()}).decode())
+
+
+@main.command()
+@_bootstrap_option
+@click.argument("user_id")
+@click.option("--source", type=click.Choice(["auto", "local", "changelog"]), default="auto",
+              help="local: this host's partition store; changelog: the group's changelog "
+              "topic; auto: the local store, else the changelog.")
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar=f"{_ENV}STATE_DIR",
+              show_envvar=True, help="Where partition stores live [default: var/state].")
+@click.option("--group", "group_id", envvar=f"{_ENV}GROUP_ID", show_envvar=True,
+              help="Consumer group [default: riskstream].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def state(bootstrap_servers: str | None, user_id: str, source: str, state_dir: Path | None,
+          group_id: str | None, as_json: bool) -> None:
+    """Show one user's stored state: limit, balance, holds, windows, repayment record."""
+    from agents.lookup import find_user
+    from pipeline.state.user import describe_user
+
+    settings = _settings(bootstrap_servers=bootstrap_servers, state_dir=state_dir,
+                         group_id=group_id)
+    found = find_user(settings, user_id, source)  # type: ignore[arg-type]
+    if found.user is None:
+        raise click.ClickException(
+            f"no stored state for user {user_id} (partition {found.partition} of "
+            f"{settings.partitions}, group {settings.group_id}, source {source})")
+    record = {"user_id": user_id, "partition": found.partition, "source": found.found_in,
+              **describe_user(found.user)}
+    if as_json:
+        click.echo(orjson.dumps(record).decode())
+        return
+    for name, value in record.items():
+        if isinstance(value, dict):
+            click.echo(f"{name}:")
+            for inner, item in value.items():
+                click.echo(f"  {inner}: {item}")
+        else:
+            click.echo(f"{name}: {value}")
 
 
 @main.command()

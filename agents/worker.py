@@ -18,6 +18,7 @@ stored offsets, re-emitting the outputs since its last checkpoint with the ids t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -31,7 +32,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from agents.changelog import ChangelogReader, ChangelogWriter
+from agents.changelog import ChangelogReader, ChangelogWriter, changelog_producer
 from agents.kafka import caught_up, client_config, ensure_topics
 from agents.merchant_feed import MerchantFeed
 from agents.settings import Settings
@@ -44,7 +45,7 @@ from pipeline.exceptions import InvalidEvent
 from pipeline.ordering import UNTIMED, EventTimeAligner
 from pipeline.outputs import Output
 from pipeline.replica import MerchantReplica
-from pipeline.state.checkpoint import checkpoint_records, checkpointed, restore_engine
+from pipeline.state.checkpoint import Record, checkpoint_records, checkpointed, restore_engine
 from pipeline.state.store import PartitionStore, StateDirectory
 
 __all__ = ["GC_YOUNG_THRESHOLD", "PipelineWorker", "WorkerStats", "tune_gc"]
@@ -75,13 +76,18 @@ def tune_gc() -> None:
 @dataclass
 class WorkerStats:
     records_in: int = 0
+    #: Records fetched again below the next offset a partition expects (never applied twice).
+    records_skipped: int = 0
     applied: int = 0
     dead_letters: int = 0
     outputs: Counter[str] = field(default_factory=Counter)
     checkpoints: int = 0
-    #: Bytes of records written by checkpoints, and the longest one's wall time.
+    #: Bytes of records written by checkpoints; the longest wall time the loop spent on one
+    #: (flushing outputs, committing offsets, taking the changes), and the longest time
+    #: writing one took meanwhile (changelog, then local store).
     checkpoint_bytes: int = 0
     longest_checkpoint_s: float = 0.0
+    longest_checkpoint_write_s: float = 0.0
     #: Partitions restored from the changelog, and what they read.
     restores: list[dict[str, Any]] = field(default_factory=list)
     #: Longest wall time one loop iteration spent between two polls (work, sends, snapshots):
@@ -106,12 +112,14 @@ class WorkerStats:
     def as_dict(self) -> dict[str, Any]:
         return {
             "records_in": self.records_in,
+            "records_skipped": self.records_skipped,
             "applied": self.applied,
             "dead_letters": self.dead_letters,
             "outputs": dict(self.outputs),
             "checkpoints": self.checkpoints,
             "checkpoint_bytes": self.checkpoint_bytes,
             "longest_checkpoint_s": round(self.longest_checkpoint_s, 3),
+            "longest_checkpoint_write_s": round(self.longest_checkpoint_write_s, 3),
             "restores": self.restores,
             "longest_iteration_s": round(self.longest_iteration_s, 3),
             "merchant_replica": self.merchant_replica,
@@ -141,6 +149,8 @@ class PartitionTask:
         #: Keys an incomplete checkpoint in the changelog touched: written again, with their
         #: stored values, by the next checkpoint (agents.changelog).
         self.repairs: set[bytes] = set()
+        #: The checkpoint being written, if one is.
+        self._writing: asyncio.Future[None] | None = None
         if replica is not None:
             self.engine.attach_merchants(replica.book)
         else:
@@ -156,6 +166,8 @@ class PartitionTask:
         #: and its seek the consumer may already fetch from the group's committed offsets,
         #: which can lie ahead of the state: those records are not the next to apply.
         self.positioned: set[str] = set()
+        #: The offset of the first record read from each input (what a restore resumed at).
+        self.first_read: dict[str, int] = {}
         self.dirty = False
         self.backlogged = False
         #: Records are waiting for the merchant replica to cover them.
@@ -187,6 +199,7 @@ class PartitionTask:
             records = [record for record in records if record.offset >= expected]
             if not records:
                 return 0
+        self.first_read.setdefault(topic, records[0].offset)
         self.expected[topic] = records[-1].offset + 1
         for record in records:
             try:
@@ -242,21 +255,39 @@ class PartitionTask:
             self.dirty = True
         return outputs
 
-    async def checkpoint(self) -> int:
-        """Write what changed since the last checkpoint to the changelog, then to the local
-        store; returns the bytes written."""
+    async def checkpoint(self, stats: WorkerStats) -> int:
+        """Take what changed since the last checkpoint and write it -- to the changelog, then
+        to the local store -- while the worker goes on; returns the bytes of its records.
+        Nothing of a checkpoint is written before the previous one is complete."""
         assert self.store is not None and self.changelog is not None
+        await self.written()
         records = checkpoint_records(self.engine, dict(self.offsets))
         if self.repairs:
             written = {key for key, _ in records}
             store = self.store
             records[-1:-1] = [(key, store.get(key)) for key in sorted(self.repairs - written)]
-        position = await self.changelog.write(records)
-        size = await asyncio.to_thread(self.store.write, records, {"offset": position})
-        self.repairs.clear()
+            self.repairs.clear()
         checkpointed(self.engine)
         self.dirty = False
-        return size
+        self._writing = asyncio.ensure_future(self._write(records, stats))
+        return sum(len(key) + len(value or b"") for key, value in records)
+
+    async def _write(self, records: list[Record], stats: WorkerStats) -> None:
+        assert self.store is not None and self.changelog is not None
+        started = time.monotonic()
+        position = await self.changelog.write(records)
+        await asyncio.to_thread(self.store.write, records, {"offset": position})
+        # Only now may users leave memory: the store holds their latest records.
+        self.engine.users.evict()
+        stats.longest_checkpoint_write_s = max(stats.longest_checkpoint_write_s,
+                                               time.monotonic() - started)
+
+    async def written(self) -> None:
+        """Wait until the last checkpoint is in the changelog and the store (raises what
+        writing it raised)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
 
 
 class PipelineWorker(ConsumerRebalanceListener):
@@ -273,6 +304,7 @@ class PipelineWorker(ConsumerRebalanceListener):
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._changelog_producer: AIOKafkaProducer | None = None
         self._output_topics = {
             name: settings.topic(name) for name in OUTPUT_TOPICS
         }
@@ -313,7 +345,9 @@ class PipelineWorker(ConsumerRebalanceListener):
             **common, acks="all", linger_ms=5, enable_idempotence=False,
         )
         self._consumer, self._producer = consumer, producer
+        self._changelog_producer = changelog = changelog_producer(settings)
         await producer.start()
+        await changelog.start()
         if self.feed is not None:
             await self.feed.start()
         try:
@@ -324,9 +358,13 @@ class PipelineWorker(ConsumerRebalanceListener):
                 if self._failure is None:
                     async with self._lock:
                         await self._save_state(list(self.tasks), with_replica=True)
+                        for task in self.tasks.values():
+                            await task.written()
             finally:
                 await consumer.stop()
                 for task in self.tasks.values():
+                    with contextlib.suppress(Exception):  # already raised, or to be
+                        await task.written()
                     if task.store is not None:
                         task.store.close()
         finally:
@@ -334,6 +372,7 @@ class PipelineWorker(ConsumerRebalanceListener):
             if self.feed is not None:
                 await self.feed.stop()
                 self.stats.merchant_replica = self.feed.describe()
+            await changelog.stop()
             await producer.stop()
         if self._failure is not None:
             raise self._failure
@@ -359,7 +398,9 @@ class PipelineWorker(ConsumerRebalanceListener):
                     task = self.tasks.get(tp.partition)
                     if task is None:  # revoked while the fetch was in flight
                         continue
-                    self.stats.records_in += task.push(tp.topic, records, now)
+                    new = task.push(tp.topic, records, now)
+                    self.stats.records_in += new
+                    self.stats.records_skipped += len(records) - new
                 # How far this worker has seen its inputs reach: the replica must have read
                 # that far too before it takes them for silent (its fetches can lag ours).
                 ends: dict[tuple[str, int], int] = {}
@@ -479,7 +520,7 @@ class PipelineWorker(ConsumerRebalanceListener):
             except Exception as exc:  # committed offsets only feed lag monitoring
                 log.warning("offset commit failed (state is safe in the store): %r", exc)
         for partition in partitions:
-            size = await self.tasks[partition].checkpoint()
+            size = await self.tasks[partition].checkpoint(self.stats)
             self.stats.checkpoint_bytes += size
             log.debug("partition %d checkpoint: %d bytes", partition, size)
         self.stats.checkpoints += 1
@@ -495,6 +536,7 @@ class PipelineWorker(ConsumerRebalanceListener):
             await self._checkpoint(partitions)
             for partition in partitions:
                 task = self.tasks.pop(partition)
+                await task.written()
                 if task.store is not None:
                     task.store.close()
         log.info("revoked partitions %s", partitions)
@@ -536,7 +578,7 @@ class PipelineWorker(ConsumerRebalanceListener):
 
     async def _restore(self, partition: int) -> PartitionTask:
         """Bring the partition's local store up to its changelog, and read its engine."""
-        settings, replica, producer = self.settings, self.replica, self._producer
+        settings, replica, producer = self.settings, self.replica, self._changelog_producer
         assert producer is not None
         store = await asyncio.to_thread(self.state.open, partition)
         try:
@@ -553,7 +595,8 @@ class PipelineWorker(ConsumerRebalanceListener):
         figures = {"partition": partition, "changelog_records": restored.records,
                    "checkpoints": restored.checkpoints, "users": restored.users,
                    "seconds": round(restored.seconds, 3), "from_offset": restored.started_from,
-                   "cleared": restored.cleared}
+                   "cleared": restored.cleared, "resumed_at": dict(offsets),
+                   "first_read": task.first_read}
         self.stats.restores.append(figures)
         log.info("partition %d: %s; resuming inputs at %s", partition,
                  f"restored {restored.checkpoints} checkpoints ({restored.records} changelog "

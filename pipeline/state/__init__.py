@@ -2,6 +2,7 @@
 layout and store that keep it (``codec``, ``models``, ``checkpoint``, ``store``)."""
 
 from pipeline.state.tracking import TimeIndex, UserCache, UserSource
-from pipeline.state.user import Hold, UserState, id_hash
+from pipeline.state.user import Hold, UserState, describe_user, id_hash
 
-__all__ = ["Hold", "TimeIndex", "UserCache", "UserSource", "UserState", "id_hash"]
+__all__ = ["Hold", "TimeIndex", "UserCache", "UserSource", "UserState", "describe_user",
+           "id_hash"]

@@ -115,15 +115,15 @@ def checkpoint_records(engine: RiskEngine, offsets: dict[str, int]) -> list[Reco
     return records
 
 
-def checkpointed(engine: RiskEngine) -> int:
-    """The records of :func:`checkpoint_records` are saved: start counting changes afresh,
-    and let users beyond the cache's bound leave memory. Returns how many left."""
+def checkpointed(engine: RiskEngine) -> None:
+    """The records of :func:`checkpoint_records` are taken: count changes afresh. (Once they
+    are in the store, ``engine.users.evict()`` lets users beyond the cache's bound go.)"""
     engine.expiries.checkpointed()
     engine.cycle_maturities.checkpointed()
     engine.pending_labels.checkpointed()
     if engine.feeds_merchants:
         engine.merchants.checkpointed()
-    return engine.users.checkpointed()
+    engine.users.checkpointed()
 
 
 def read_meta(reader: StateReader, where: str) -> dict[str, Any] | None:

@@ -29,16 +29,16 @@ class UserCache:
     """The users of one partition, by id.
 
     Every user handed out for a change (:meth:`touch`, ``cache[user_id]``) is remembered as
-    changed until :meth:`checkpointed`. After a checkpoint the least recently changed users
-    beyond ``capacity`` leave memory; a store gives them back when they are next needed.
-    Users changed since the last checkpoint always stay, whatever the bound.
+    changed until :meth:`checkpointed`. Once a checkpoint is in the store, the least recently
+    changed users beyond ``capacity`` leave memory (:meth:`evict`); the store gives them back
+    when they are next needed. Users changed since the last checkpoint always stay.
 
     >>> cache = UserCache(capacity=1)
     >>> cache.touch("u1", lambda: UserState(100)).balance_minor = 7
     >>> _ = cache.touch("u2", lambda: UserState(100))
     >>> sorted(cache.changed), len(cache)
     (['u1', 'u2'], 2)
-    >>> cache.checkpointed()  # no store: nobody can leave memory
+    >>> cache.checkpointed(); cache.evict()  # no store: nobody can leave memory
     0
     """
 
@@ -95,23 +95,34 @@ class UserCache:
         users = self._users
         return ((user_id, users[user_id]) for user_id in self.changed)
 
-    def checkpointed(self) -> int:
-        """The changes are saved: forget them, and let the least recently changed users
-        beyond the capacity leave memory (when a store can give them back). Returns how many
-        left."""
+    def checkpointed(self) -> None:
+        """The changes are written out: forget them (the users changed are now the most
+        recently changed)."""
         users = self._users
-        for user_id in self.changed:  # now the most recently changed
+        for user_id in self.changed:
             users[user_id] = users.pop(user_id)
         self.changed.clear()
+
+    def evict(self) -> int:
+        """Let the least recently changed users beyond the capacity leave memory, when a store
+        can give them back; never one changed since the last checkpoint. Call it once the
+        checkpoint's records are in the store. Returns how many left."""
+        users = self._users
         if self.source is None or self.capacity is None:
             return 0
         excess = len(users) - self.capacity
         if excess <= 0:
             return 0
-        oldest = iter(users)
-        for user_id in [next(oldest) for _ in range(excess)]:
+        changed = self.changed
+        leaving = []
+        for user_id in users:
+            if len(leaving) == excess:
+                break
+            if user_id not in changed:
+                leaving.append(user_id)
+        for user_id in leaving:
             del users[user_id]
-        return excess
+        return len(leaving)
 
 
 class TimeIndex(Generic[Entry]):

@@ -6,11 +6,13 @@ import math
 from array import array
 from dataclasses import dataclass
 from hashlib import blake2b
+from typing import Any
 
 from pipeline.credit import CreditHistory
+from pipeline.timeutil import format_time
 from pipeline.windows import PurchaseWindows
 
-__all__ = ["Hold", "UserState", "id_hash"]
+__all__ = ["Hold", "UserState", "describe_user", "id_hash"]
 
 #: Repayment and label ids remembered per user to refuse duplicates (a year of monthly bills).
 _RECENT_OTHER_IDS = 16
@@ -116,3 +118,48 @@ class UserState:
     def __setstate__(self, state: tuple) -> None:
         for name, value in zip(self.__slots__, state, strict=True):
             setattr(self, name, array("q", value) if name == "other_ids" else value)
+
+
+def describe_user(user: UserState) -> dict[str, Any]:
+    """A user's record as a person reads it: limit, balance, hold, purchases in the windows,
+    repayment record and credit line (amounts in minor units, times as ISO 8601)."""
+    windows = user.windows
+    times = windows.times
+    hold = user.hold
+    credit = user.credit
+    return {
+        "limit_minor": user.limit_minor,
+        "balance_minor": user.balance_minor,
+        "available_minor": user.available_minor,
+        "hold": None if hold is None else {
+            "kind": hold.kind, "amount_minor": hold.amount_minor,
+            "expires_at": format_time(hold.expires_at) if hold.kind == "cut" else None,
+            "confirmed": hold.confirmed, "adjustment_id": hold.adjustment_id,
+            "alert_id": hold.alert_id or None,
+        },
+        "purchases": {
+            "held": len(windows),
+            "first": format_time(times[0]) if times else None,
+            "last": format_time(times[-1]) if times else None,
+            "total_minor": sum(windows.amounts),
+            "merchants": len(set(windows.merchants)),
+            "typical_amount_minor": round(math.exp(user.baseline_mean))
+            if user.baseline_count else None,
+            "baseline_purchases": user.baseline_count,
+        },
+        "repayments": {"on_time": user.on_time_repayments, "late": user.late_repayments},
+        "last_alert": format_time(user.last_alert_time)
+        if user.last_alert_time is not None else None,
+        "last_raise": format_time(user.last_raise_time)
+        if user.last_raise_time is not None else None,
+        "fraud_confirmed": user.fraud_confirmed,
+        "defaulted": user.defaulted,
+        "credit": None if credit is None else {
+            "statements": credit.statements,
+            "last_bill_minor": credit.balance_minor,
+            "utilisation": round(credit.utilisation, 4),
+            "past_due_cycles": credit.past_due,
+            "cycles_awaiting_outcome": len(credit.pending),
+            "default_risk": None if credit.risk is None else round(credit.risk, 4),
+        },
+    }

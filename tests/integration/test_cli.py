@@ -136,3 +136,37 @@ def test_wrong_credentials_give_one_clear_error_and_never_show_the_secret(
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("Error: KafkaTimeoutError")
     assert "hunter2-secret" not in done.stdout + done.stderr
+
+
+def test_state_shows_a_users_stored_record_from_the_store_and_the_changelog(
+    settings: Settings, small_history: DemoHistory, history_file: Path, tmp_path: Path
+) -> None:
+    from agents.replay import replay_files
+    from pipeline.state.user import describe_user
+    from tests.integration.conftest import expected_run, partition_of, run_worker
+
+    replay_files(settings, [history_file], progress=False)
+    run_worker(settings)
+    _, engines = expected_run(small_history, settings)
+    user_id = next(user for user, profile in small_history.profiles.items()
+                   if profile == "burst")
+    partition = partition_of(user_id, settings.partitions)
+    expected = {"user_id": user_id, "partition": partition,
+                **describe_user(engines[partition].users[user_id])}
+    env = settings_env(settings)
+    records = {}
+    for source in ("local", "changelog"):
+        done = riskstream("state", user_id, "--source", source, "--json", env=env)
+        assert done.returncode == 0, done.stderr
+        record = orjson.loads(done.stdout)
+        assert record.pop("source").startswith(source.replace("local", "local store"))
+        records[source] = record
+    assert records["local"] == records["changelog"] == expected
+    assert expected["purchases"]["held"] > 0 and expected["hold"] is not None
+
+    elsewhere = {**env, "RISKSTREAM_STATE_DIR": str(tmp_path / "empty-host")}
+    done = riskstream("state", user_id, env=elsewhere)  # no local store: the changelog
+    assert done.returncode == 0 and f"limit_minor: {expected['limit_minor']}" in done.stdout
+    done = riskstream("state", "nobody-such", env=env)
+    assert done.returncode == 1 and "no stored state for user nobody-such" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 from agents.demo import write_history
@@ -149,6 +150,57 @@ def test_kill_9_at_random_points_loses_nothing_and_counts_nothing_twice(
     duplicates = len(outputs) - len(received)
     print(f"\nkills: {len(progress)} at snapshot progress {progress} of {total} records; "
           f"{len(received)} distinct outputs, {duplicates} same-id repeats")
+
+
+def test_a_partition_killed_on_one_host_is_restored_on_another_from_the_changelog(
+    settings: Settings, crash_history: DemoHistory, tmp_path: Path
+) -> None:
+    """Two workers with state directories of their own, as on two machines. One is killed
+    with ``kill -9`` mid-run; the other takes its partitions over, restores them from the
+    changelog (its own directory has nothing of them), resumes each input at the offset the
+    restored state reflects -- no record before it is read again -- and the outputs and every
+    user's final state equal an uninterrupted run's."""
+    path = tmp_path / "history.jsonl.gz"
+    write_history(crash_history, path)
+    total = replay_files(settings, [path], progress=False).total_sent
+    expected, engines = expected_run(crash_history, settings)
+    hosts = {name: tmp_path / name for name in ("host-a", "host-b")}
+    directories = {name: StateDirectory(root / settings.group_id)
+                   for name, root in hosts.items()}
+
+    victim = start_worker(settings, RISKSTREAM_STATE_DIR=str(hosts["host-a"]),
+                          RISKSTREAM_CHECKPOINT_INTERVAL_S="0.3")
+    survivor = start_worker(settings, "--stop-after-idle", "8",
+                            RISKSTREAM_STATE_DIR=str(hosts["host-b"]))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and snapshot_progress(settings,
+                                                            directories["host-a"]) == 0:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    killed_at = snapshot_progress(settings, directories["host-a"])
+    assert 0 < killed_at < total, f"the kill did not land mid-run: {killed_at} of {total}"
+
+    stdout, stderr = survivor.communicate(timeout=240)
+    assert survivor.returncode == 0, stderr.decode()[-2000:]
+    stats = orjson.loads(stdout.splitlines()[-1])["worker"]
+    taken_over = [restore for restore in stats["restores"] if restore["changelog_records"]
+                  and restore["resumed_at"]]
+    assert taken_over, f"no partition was restored from the changelog: {stats['restores']}"
+    for restore in stats["restores"]:
+        resumed_at = restore["resumed_at"]
+        for topic, first in restore["first_read"].items():
+            assert first == resumed_at.get(topic, 0), (restore["partition"], topic)
+    resumed = sum(sum(restore["resumed_at"].values()) for restore in taken_over)
+    figures = [(r["partition"], r["changelog_records"], r["seconds"]) for r in taken_over]
+    print(f"\nkilled with {killed_at} of {total} records applied; the survivor restored "
+          f"{len(taken_over)} partitions ({resumed} records' worth of state) from the "
+          f"changelog (partition, records, seconds): {figures}; it read "
+          f"{stats['records_in']} records, skipped {stats['records_skipped']}")
+
+    assert by_id(read_outputs(settings)) == by_id(expected)
+    assert_final_state_equals(settings, engines, directories["host-b"])
 
 
 def test_two_workers_in_one_group_give_the_outputs_of_one(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents.kafka import client_config
+from agents.kafka import changelog_config, client_config
 from agents.settings import Settings
 from agents.topics import REPLICATED_RETENTION_MS
 from pipeline.timeutil import DAY
@@ -69,6 +69,13 @@ def test_docker_compose_runs_kafka_in_kraft_mode_with_co_partitioned_topics() ->
     assert worker["environment"]["RISKSTREAM_BOOTSTRAP_SERVERS"] == "kafka:9092"
     partitions = re.findall(r"--partitions (\d+)", script)[0]
     assert worker["environment"]["RISKSTREAM_PARTITIONS"] == partitions
+    # The state changelog the worker would create itself, with the same configuration.
+    settings = Settings(group_id=worker["environment"]["RISKSTREAM_GROUP_ID"])
+    changelog = re.search(rf"--topic {settings.changelog_topic()} .*?(--config.*?)\n\s*(\n|$)",
+                          script, re.DOTALL)
+    assert changelog is not None, "the compose file creates no state changelog"
+    configs = dict(re.findall(r"--config ([\w.]+)=(\S+)", changelog.group(1)))
+    assert configs == changelog_config(settings)
 
 
 def test_the_dockerfile_installs_the_package_and_runs_the_worker() -> None:
