@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-unit lint bench clean
+.PHONY: setup demo test test-unit lint bench bench-state clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/worker_throughput.py
+
+bench-state: setup
+	$(BIN)/python benchmarks/state_benchmark.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -314,6 +314,8 @@ class PipelineWorker(ConsumerRebalanceListener):
         self._restorer = ChangelogReader(settings, self.changelog_topic)
         #: An error met in a rebalance callback, raised by :meth:`run`.
         self._failure: BaseException | None = None
+        #: When partitions were last assigned: a restore is not idleness.
+        self._assigned_at = 0.0
 
     @property
     def replica(self) -> MerchantReplica | None:
@@ -455,8 +457,8 @@ class PipelineWorker(ConsumerRebalanceListener):
                 )
             if (
                 self.stop_after_idle_s is not None
-                and now - last_activity >= self.stop_after_idle_s
-                and not any(task.aligner.buffered() for task in self.tasks.values())
+                and now - max(last_activity, self._assigned_at) >= self.stop_after_idle_s
+                and all(task.aligner.drained() for task in self.tasks.values())
             ):
                 log.info("no input for %.1f s: stopping", self.stop_after_idle_s)
                 break
@@ -575,6 +577,7 @@ class PipelineWorker(ConsumerRebalanceListener):
                     consumer.seek(tp, offset)
                 task.seeked(tp.topic, offset)
             consumer.resume(*assigned)
+            self._assigned_at = time.monotonic()
 
     async def _restore(self, partition: int) -> PartitionTask:
         """Bring the partition's local store up to its changelog, and read its engine."""

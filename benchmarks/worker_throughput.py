@@ -3,7 +3,7 @@
 In one run, on one embedded broker and the same data:
   1. the pure core (RiskEngine, no Kafka) in events/s;
   2. the riskstream worker end to end (fetch, decode, validate, align, windows, models, policy,
-     produce outputs, snapshots) in events/s while busy;
+     produce outputs, checkpoints) in events/s while busy;
   3. the same worker without its merchant replica, for the replica's cost;
   4. two Faust agents over the transactions topic, for the ratios: one that does nothing, and
      one that updates a table per event.
@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import gc
 import os
-import pickle
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from agents.worker import PipelineWorker  # noqa: E402
 from pipeline.demo import generate_demo_history  # noqa: E402
 from pipeline.engine import RiskEngine  # noqa: E402
 from pipeline.events import event_from_mapping  # noqa: E402
+from pipeline.state.codec import encode_user  # noqa: E402
 
 
 def pure_core(events: list) -> tuple[float, RiskEngine]:
@@ -49,8 +49,9 @@ def pure_core(events: list) -> tuple[float, RiskEngine]:
 
 
 def state_bytes_per_user(engine: RiskEngine) -> float:
-    users = engine.users
-    return len(pickle.dumps(users, protocol=pickle.HIGHEST_PROTOCOL)) / max(len(users), 1)
+    """A user's record as the store keeps it (pipeline/state/codec.py), on average."""
+    records = [encode_user(user) for _, user in engine.users.items()]
+    return sum(map(len, records)) / max(len(records), 1)
 
 
 def faust_baseline(agent: str, settings: Settings, expected: int,
@@ -97,10 +98,8 @@ def main() -> None:
 
     core_rate, engine = pure_core(events)
     print(f"pure core (RiskEngine, one partition, no Kafka): {core_rate:,.0f} events/s")
-    print(f"state per user (pickled, windows included, models excluded): "
+    print(f"state per user (the store's record, windows included): "
           f"{state_bytes_per_user(engine):,.0f} bytes")
-    model_bytes = len(pickle.dumps(engine.scorer, protocol=pickle.HIGHEST_PROTOCOL))
-    print(f"model state per partition: {model_bytes / 1024:,.0f} KiB")
     # The worker runs next in this process: leave it the heap a worker process of its own
     # would have, or the collector's passes over the core's leftovers skew its figures.
     del engine, events
@@ -121,7 +120,9 @@ def main() -> None:
 
         stats = asyncio.run(PipelineWorker(settings, stop_after_idle_s=2.0).run())
         print(f"worker end to end: {stats.busy_rate:,.0f} events/s while busy "
-              f"({stats.applied:,} applied, outputs {dict(stats.outputs)})")
+              f"({stats.applied:,} applied, outputs {dict(stats.outputs)}; "
+              f"{stats.checkpoints} checkpoints, {stats.checkpoint_bytes / 1e6:.1f} MB, the "
+              f"longest {stats.longest_checkpoint_s:.3f} s in the loop)")
         local = settings.model_copy(update={"merchant_replica": False, "group_id": "bench-local"})
         local_stats = asyncio.run(PipelineWorker(local, stop_after_idle_s=2.0).run())
         print(f"worker without the merchant replica: {local_stats.busy_rate:,.0f} events/s "

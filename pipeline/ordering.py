@@ -77,6 +77,11 @@ class EventTimeAligner(Generic[T]):
         """Whether ``source`` has been read up to the broker's high watermark (None: unknown)."""
         self._caught_up[source] = caught_up
 
+    def drained(self) -> bool:
+        """Nothing buffered, and every source known to be read to the broker's end."""
+        return (not any(self._buffers.values())
+                and all(caught_up is True for caught_up in self._caught_up.values()))
+
     def buffered(self, source: str | None = None) -> int:
         if source is not None:
             return len(self._buffers[source])
