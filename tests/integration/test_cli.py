@@ -170,3 +170,26 @@ def test_state_shows_a_users_stored_record_from_the_store_and_the_changelog(
     done = riskstream("state", "nobody-such", env=env)
     assert done.returncode == 1 and "no stored state for user nobody-such" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_worker_refuses_state_of_another_format_in_one_line(settings: Settings) -> None:
+    from pipeline.state.checkpoint import META_KEY
+    from pipeline.state.codec import FORMAT_VERSION
+    from pipeline.state.store import StateDirectory
+
+    directory = StateDirectory(settings.state_dir / settings.group_id)
+    store = directory.open(0)
+    store.write([(META_KEY, orjson.dumps({"format": FORMAT_VERSION + 1}))])
+    store.close()
+    done = riskstream("worker", "--stop-after-idle", "2", env=settings_env(settings))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: StateFormatError: ") and str(directory.path(0)) in last
+    assert f"format version {FORMAT_VERSION + 1}; this release reads version " \
+           f"{FORMAT_VERSION}" in last
+
+    (directory.root / "partition-0001.snapshot").write_bytes(b"an earlier release's pickle")
+    done = riskstream("worker", env=settings_env(settings))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "partition-0001.snapshot" in done.stderr.strip().splitlines()[-1]
