@@ -29,14 +29,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from agents.exceptions import BrokerError
 from agents.kafka import CHANGELOG_MAX_MESSAGE_BYTES, client_config
 from agents.settings import Settings
 from pipeline.state.checkpoint import META_KEY, Record
 from pipeline.state.codec import USER_PREFIX
 from pipeline.state.store import PartitionStore
 
-__all__ = ["CHECKPOINT_HEADER", "PRODUCER_BATCH_BYTES", "ChangelogReader", "ChangelogWriter",
-           "RestoreResult", "changelog_producer", "checkpoint_tag"]
+__all__ = ["CHECKPOINT_HEADER", "PRODUCER_BATCH_BYTES", "RESTORE_STALL_S", "ChangelogReader",
+           "ChangelogWriter", "RestoreResult", "changelog_producer", "checkpoint_tag"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT_HEADER = "riskstream-checkpoint"
 #: Complete checkpoints are written to the local store in batches of about this many records.
 _RESTORE_BATCH = 20_000
+#: A restore that gets no answer from the changelog for this long fails (the broker is gone).
+RESTORE_STALL_S = 30.0
 #: Records asked for per fetch while restoring.
 _RESTORE_FETCH = 20_000
 #: A changelog producer's largest record batch (the worker's outputs keep aiokafka's 16 KiB).
@@ -206,8 +209,13 @@ class ChangelogReader:
         ``result``."""
         pending: list[Record] = []
         pending_tag: bytes | None = None
+        deadline = time.monotonic() + RESTORE_STALL_S
         while True:
             batch = await consumer.getmany(tp, timeout_ms=200, max_records=_RESTORE_FETCH)
+            if batch:
+                deadline = time.monotonic() + RESTORE_STALL_S
+            elif time.monotonic() > deadline:
+                raise _stalled(tp)
             for record in batch.get(tp, ()):
                 result.records += 1
                 tag = _tag(record.headers)
@@ -229,9 +237,18 @@ class ChangelogReader:
         """The log's end as a fetch reports it (the embedded broker's ListOffsets answer is
         not reliable: agents.kafka.caught_up)."""
         consumer.seek(tp, 0)
+        deadline = time.monotonic() + RESTORE_STALL_S
         while consumer.highwater(tp) is None:
+            if time.monotonic() > deadline:
+                raise _stalled(tp)
             await consumer.getmany(tp, timeout_ms=100, max_records=1)
         return consumer.highwater(tp) or 0
+
+
+def _stalled(tp: TopicPartition) -> BrokerError:
+    return BrokerError(f"the state changelog {tp.topic} partition {tp.partition} sent nothing "
+                       f"for {RESTORE_STALL_S:.0f} s while it was being restored: is the broker "
+                       "up?")
 
 
 def _tag(headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]]) -> bytes | None:

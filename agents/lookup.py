@@ -41,21 +41,28 @@ def find_user(settings: Settings, user_id: str, source: Source = "auto") -> Stor
     key = user_key(user_id)
     if source in ("auto", "local"):
         directory = StateDirectory(settings.state_dir / settings.group_id)
-        if partition in directory.partitions():
-            store = directory.open(partition, read_only=True)
-            try:
-                value = store.get(key)
-            finally:
-                store.close()
-            if value is not None:
-                return StoredUser(user_id, partition, f"local store {store.path}",
-                                  decode_user(value))
+        path = directory.path(partition)
+        value = _read_local(directory, partition, key)
+        if value is not None:
+            return StoredUser(user_id, partition, f"local store {path}", decode_user(value))
         if source == "local":
             return StoredUser(user_id, partition, None, None)
     topic = settings.changelog_topic()
     value = asyncio.run(_read_changelog(settings, topic, partition, key))
     return StoredUser(user_id, partition, f"changelog {topic}" if value else None,
                       decode_user(value) if value else None)
+
+
+def _read_local(directory: StateDirectory, partition: int, key: bytes) -> bytes | None:
+    """The key's value in this host's store of the partition (None: no such store or key)."""
+    try:
+        store = directory.open(partition, read_only=True)
+    except FileNotFoundError:
+        return None
+    try:
+        return store.get(key)
+    finally:
+        store.close()
 
 
 async def _read_changelog(settings: Settings, topic: str, partition: int, key: bytes

@@ -1,9 +1,10 @@
 """Feeds a worker's :class:`~pipeline.replica.MerchantReplica` from every partition of the
 transactions and labels topics, read by a consumer of its own outside the group.
 
-It starts where the replica's snapshot in the worker's state directory left off
-(:meth:`MerchantFeed.save`), or else from the beginning of each partition (the topics'
-retention must cover the longest merchant window plus the label delay: 37 days). It reads ahead
+It starts where the replica's store in the worker's state directory left off (written with
+what changed since the last save: :meth:`MerchantFeed.save`), or else from the beginning of
+each partition (the topics' retention must cover the longest merchant window plus the label
+delay: 37 days). It reads ahead
 of the worker's tasks with records waiting by at most :data:`READ_AHEAD` of event time, and
 forgets what no task will look at again. Invalid records are skipped here: the task of their
 partition dead-letters them.
@@ -13,23 +14,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.kafka import caught_up, client_config
 from agents.settings import Settings
-from agents.snapshots import ReplicaSnapshot, SnapshotStore
 from pipeline.events import decode_event
-from pipeline.exceptions import InvalidEvent
+from pipeline.exceptions import InvalidEvent, StateFormatError
 from pipeline.replica import FRAUD_LABELS, PURCHASES, MerchantReplica
+from pipeline.state.checkpoint import REPLICA_META_KEY, replica_records, restore_replica
+from pipeline.state.store import PartitionStore
 from pipeline.timeutil import DAY, format_time
 
-__all__ = ["READ_AHEAD", "MerchantFeed"]
+__all__ = ["READ_AHEAD", "REPLICA_STORE", "MerchantFeed"]
 
 log = logging.getLogger(__name__)
+
+#: The replica's store, in the worker's state directory beside the partitions' stores.
+REPLICA_STORE = "merchant-replica.rocksdb"
 
 #: How far (event time) an input may be read beyond what the slowest task needs before its
 #: fetch pauses: bounds the replica's memory when the tasks lag (a catch-up).
@@ -39,10 +44,11 @@ READ_AHEAD = DAY
 class MerchantFeed:
     """Run :meth:`start`, then :meth:`poll` once per worker iteration; :meth:`stop` at the end."""
 
-    def __init__(self, settings: Settings, store: SnapshotStore | None = None) -> None:
+    def __init__(self, settings: Settings, directory: Path | None = None) -> None:
         self.settings = settings
-        #: Where the replica is saved and resumed from (None: always read from the beginning).
-        self.store = store
+        #: Where the replica's store is kept (None: always read from the beginning).
+        self.directory = directory
+        self.store: PartitionStore | None = None
         self.config = settings.risk_config()
         self.replica: MerchantReplica | None = None
         self.refused: Counter[str] = Counter()
@@ -50,7 +56,7 @@ class MerchantFeed:
         #: Times an input was paused for being too far ahead of the tasks, and full re-reads.
         self.pauses = 0
         self.restarts = 0
-        #: Whether the replica resumed from a snapshot, and the snapshots saved since.
+        #: Whether the replica resumed from its store, and the saves since.
         self.resumed = False
         self.saves = 0
         #: topic -> (the replica's name for the input, the event type of its records)
@@ -81,58 +87,72 @@ class MerchantFeed:
             partitions = max(partitions, len(numbers))
             assigned.extend(TopicPartition(topic, number) for number in sorted(numbers))
         consumer.assign(assigned)
-        snapshot = await asyncio.to_thread(self._load, partitions)
-        if snapshot is None:
+        stored = await asyncio.to_thread(self._load, partitions)
+        if stored is None:
             await consumer.seek_to_beginning(*assigned)
             self.replica = MerchantReplica(self.config, partitions)
         else:
-            self.replica = snapshot.replica
+            self.replica, positions = stored
             for tp in assigned:
-                consumer.seek(tp, snapshot.positions.get((tp.topic, tp.partition), 0))
+                consumer.seek(tp, positions.get((tp.topic, tp.partition), 0))
             self.resumed = True
         log.info("merchant replica: reading %d partitions of %s %s", len(assigned),
                  ", ".join(self._sources),
-                 "from its snapshot" if snapshot is not None else "from their beginning")
+                 "from its store" if stored is not None else "from their beginning")
         return self.replica
 
-    def _load(self, partitions: int) -> ReplicaSnapshot | None:
-        """The saved replica, if there is one made with this configuration."""
-        if self.store is None:
+    def _load(self, partitions: int
+              ) -> tuple[MerchantReplica, dict[tuple[str, int], int]] | None:
+        """The stored replica and its positions, if there is one made with these settings
+        (an unusable one is cleared: the replica is read from the topics again)."""
+        if self.directory is None:
             return None
         try:
-            snapshot = self.store.load_replica()
-        except (ValueError, EOFError, pickle.UnpicklingError, AttributeError) as exc:
-            log.warning("merchant replica: snapshot unreadable, reading from the beginning: %s",
+            store = self.store = PartitionStore(self.directory / REPLICA_STORE)
+        except Exception as exc:  # rocksdict's own: another worker on this host holds it
+            log.warning("merchant replica: its store is in use (%s); this worker reads the "
+                        "topics from the beginning and keeps no store", exc)
+            return None
+        try:
+            stored = restore_replica(store, self.config, partitions, str(store.path))
+        except (ValueError, TypeError, KeyError, StateFormatError) as exc:
+            log.warning("merchant replica: store unreadable, reading from the beginning: %s",
                         exc)
-            return None
-        if snapshot is None:
-            return None
-        replica = snapshot.replica
-        if (replica.config != self.config or replica.partitions != partitions
-                or any(topic not in self._sources for topic, _ in snapshot.positions)):
-            log.warning("merchant replica: snapshot of other settings or topics, reading from "
-                        "the beginning")
-            return None
-        return snapshot
+            stored = None
+        if stored is not None and any(topic not in self._sources for topic, _ in stored[1]):
+            stored = None
+        if stored is None:
+            if store.get(REPLICA_META_KEY) is not None:
+                log.warning("merchant replica: stored with other settings or topics, reading "
+                            "from the beginning")
+            store.clear()
+        return stored
 
     async def save(self) -> int:
-        """Save the replica with the offsets it has read up to; returns the size in bytes.
-        Call it where nothing else runs on the replica (the worker's checkpoint)."""
-        assert self.replica is not None and self._consumer is not None
-        if self.store is None:
+        """Write what the replica changed since the last save, with the offsets it has read
+        up to; returns the bytes written. Call it where nothing else runs on the replica (the
+        worker's checkpoint): the changes are taken at once, then written in a thread."""
+        replica, consumer, store = self.replica, self._consumer, self.store
+        assert replica is not None and consumer is not None
+        if store is None:
             return 0
-        consumer = self._consumer
         positions = {(tp.topic, tp.partition): await consumer.position(tp)
                      for tp in consumer.assignment()}
-        size = await asyncio.to_thread(
-            self.store.save_replica, ReplicaSnapshot(self.replica, positions)
-        )
+        cleared = replica.cleared
+        records = replica_records(replica, positions)
+        replica.checkpointed()
+        if cleared:
+            await asyncio.to_thread(store.clear)
+        size = await asyncio.to_thread(store.write, records)
         self.saves += 1
         return size
 
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
             log.info("merchant replica: %s", self.describe())
 
     def describe(self) -> dict[str, Any]:

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     state_dir: Path = Field(
         Path("var/state"),
         description="Where workers keep each partition's local state store (RocksDB) and the "
-        "merchant replica's snapshot. Optional for correctness: a partition whose store is "
+        "merchant replica's store. Optional for correctness: a partition whose store is "
         "missing restores it from the group's changelog topic.",
     )
     checkpoint_interval_s: float = Field(
@@ -64,9 +64,9 @@ class Settings(BaseSettings):
         "still rewrite what an incomplete checkpoint touched (docs/state.md).",
     )
     replica_checkpoint_interval_s: float = Field(
-        60.0, gt=0, description="Wall seconds between snapshots of the merchant replica, which "
-        "let a restarted worker read on from where it was instead of re-reading 37 days of "
-        "the topics (the replica is larger than a partition's state, so it is saved less often).",
+        60.0, gt=0, description="Wall seconds between saves of what the merchant replica "
+        "changed, which let a restarted worker read on from where it was instead of re-reading "
+        "37 days of the topics.",
     )
     max_task_idle_ms: int = Field(
         1000,

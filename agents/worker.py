@@ -36,7 +36,6 @@ from agents.changelog import ChangelogReader, ChangelogWriter, changelog_produce
 from agents.kafka import caught_up, client_config, ensure_topics
 from agents.merchant_feed import MerchantFeed
 from agents.settings import Settings
-from agents.snapshots import SnapshotStore
 from agents.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, TOPIC_OF_EVENT_TYPE
 from pipeline.deadletter import dead_letter
 from pipeline.engine import RiskEngine
@@ -90,7 +89,7 @@ class WorkerStats:
     longest_checkpoint_write_s: float = 0.0
     #: Partitions restored from the changelog, and what they read.
     restores: list[dict[str, Any]] = field(default_factory=list)
-    #: Longest wall time one loop iteration spent between two polls (work, sends, snapshots):
+    #: Longest wall time one loop iteration spent between two polls (work, sends, checkpoints):
     #: how long the stream can stall behind one batch, bad records included.
     longest_iteration_s: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
@@ -308,8 +307,7 @@ class PipelineWorker(ConsumerRebalanceListener):
         self._output_topics = {
             name: settings.topic(name) for name in OUTPUT_TOPICS
         }
-        self.feed = (MerchantFeed(settings, SnapshotStore(directory))
-                     if settings.merchant_replica else None)
+        self.feed = MerchantFeed(settings, directory) if settings.merchant_replica else None
         self.changelog_topic = settings.changelog_topic()
         self._restorer = ChangelogReader(settings, self.changelog_topic)
         #: An error met in a rebalance callback, raised by :meth:`run`.

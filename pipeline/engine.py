@@ -3,7 +3,7 @@
 One engine owns every user whose key hashes to its partition, plus that partition's models
 and event-time clock. Its outputs depend only on the sequence of events it is given, never on
 wall-clock time or on which worker runs it -- which is what makes replays at any speed, two
-workers and one worker, and a restart from a snapshot all produce the same records.
+workers and one worker, and a restart from stored state all produce the same records.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class RiskEngine:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["observer"] = None  # a process-local hook, never part of a snapshot
+        state["observer"] = None  # a process-local hook, never part of stored state
         if not self.feeds_merchants:
             state["merchants"] = None  # the worker's replica, rebuilt from the topics
         return state

@@ -77,6 +77,12 @@ class MerchantReplica:
         self._waiting_order: deque[tuple[int, int]] = deque()
         #: Purchases at or before this time have been forgotten (see :meth:`evict`).
         self.evicted_through: int | None = None
+        #: Since the last checkpoint: the purchases added or forgotten (id hash -> merchant,
+        #: time), the labels that began or stopped waiting, and whether all was forgotten.
+        self.changed_purchases: dict[int, tuple[str, int]] = {}
+        self.changed_waiting: set[int] = set()
+        self.cleared = False
+        self.book.track_changes()
 
     def clear(self) -> None:
         """Forget everything read, in place (the engines keep querying the same book)."""
@@ -88,6 +94,35 @@ class MerchantReplica:
         self._waiting.clear()
         self._waiting_order.clear()
         self.evicted_through = None
+        self.checkpointed()
+        self.cleared = True
+
+    def checkpointed(self) -> None:
+        """The changes are written out: count them afresh."""
+        self.changed_purchases.clear()
+        self.changed_waiting.clear()
+        self.book.checkpointed()
+        self.cleared = False
+
+    def restore(self, purchases: list[tuple[int, int, str]], waiting: list[tuple[int, int]],
+                clocks: dict[tuple[str, int], int | None], evicted_through: int | None) -> None:
+        """Take back what a checkpoint wrote: purchases as (time, id hash, merchant) and
+        waiting labels as (label time, purchase id hash), both in time order, and the clocks.
+        The merchant book is restored by the caller."""
+        self._purchases = {id_hash: (merchant, time) for time, id_hash, merchant in purchases}
+        self._waiting = {id_hash: time for time, id_hash in waiting}
+        self._waiting_order = deque(waiting)
+        self.clocks.update(clocks)
+        self.evicted_through = evicted_through
+
+    def waiting_labels(self) -> dict[int, int]:
+        """Purchase id hash -> the earliest label time, of fraud labels read before their
+        purchase."""
+        return self._waiting
+
+    def purchase(self, id_hash: int) -> tuple[str, int] | None:
+        """(merchant, time) of a purchase held."""
+        return self._purchases.get(id_hash)
 
     def __getstate__(self) -> dict:
         # Which inputs are silent is a fact about the moment, not about what was read.
@@ -163,12 +198,14 @@ class MerchantReplica:
             if event_time > before:
                 break
             expired.append(tx_hash)
+        changed = self.changed_purchases
         for tx_hash in expired:
-            del purchases[tx_hash]
+            changed[tx_hash] = purchases.pop(tx_hash)
         waiting, waiting_order = self._waiting, self._waiting_order
         while waiting_order and waiting_order[0][0] <= before:
             _, tx_hash = waiting_order.popleft()
-            waiting.pop(tx_hash, None)
+            if waiting.pop(tx_hash, None) is not None:
+                self.changed_waiting.add(tx_hash)
         self.book.evict_all(before)
         self.evicted_through = before
 
@@ -179,10 +216,12 @@ class MerchantReplica:
         tx_hash = id_hash(tx.event_id)
         if tx_hash in self._purchases:
             return "duplicate"
-        self._purchases[tx_hash] = (tx.merchant_id, tx.event_time)
+        self._purchases[tx_hash] = self.changed_purchases[tx_hash] = (tx.merchant_id,
+                                                                      tx.event_time)
         self.book.add(tx.merchant_id, tx.event_time, tx_hash, tx.user_id, tx.amount_minor)
         known_at = self._waiting.pop(tx_hash, None)
         if known_at is not None:
+            self.changed_waiting.add(tx_hash)
             self.book.mark_fraud(tx.merchant_id, tx.event_time, tx_hash, known_at)
         return None
 
@@ -200,4 +239,5 @@ class MerchantReplica:
             if earlier is None or label.event_time < earlier:
                 self._waiting[tx_hash] = label.event_time
                 self._waiting_order.append((label.event_time, tx_hash))
+                self.changed_waiting.add(tx_hash)
         return None

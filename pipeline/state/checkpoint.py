@@ -1,4 +1,5 @@
-"""A partition's checkpoint as store records, and an engine restored from them.
+"""A partition's checkpoint as store records, and an engine restored from them; the same for a
+worker's merchant replica.
 
 A checkpoint is what changed since the one before: the users changed, the entries pushed to
 and popped from the time indexes, the purchases that began or ended waiting for their label,
@@ -11,12 +12,15 @@ so either one restores the partition (:func:`restore_engine`).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any, Protocol
 
 import orjson
 
 from pipeline.config import RiskConfig
 from pipeline.engine import RiskEngine
+from pipeline.merchants import MerchantBook
+from pipeline.replica import MerchantReplica
 from pipeline.state.codec import (
     CARD_PREFIX,
     CYCLE_PREFIX,
@@ -24,7 +28,9 @@ from pipeline.state.codec import (
     FORMAT_VERSION,
     LABEL_PREFIX,
     MERCHANT_PREFIX,
+    PURCHASE_PREFIX,
     USER_PREFIX,
+    WAITING_PREFIX,
     check_version,
     cycle_key,
     decode_card,
@@ -33,21 +39,27 @@ from pipeline.state.codec import (
     decode_merchant,
     decode_pending,
     decode_pending_key,
+    decode_purchase_key,
     decode_user,
+    decode_waiting,
     encode_card,
     encode_merchant,
     encode_pending,
     encode_user,
+    encode_waiting,
     expiry_key,
     pending_key,
+    purchase_key,
     user_key,
+    waiting_key,
 )
 from pipeline.state.models import read_anomaly, read_logistic, write_anomaly, write_logistic
 from pipeline.state.tracking import TimeIndex, UserCache
 from pipeline.state.user import UserState
 
-__all__ = ["META_KEY", "Record", "StateReader", "StoredUsers", "checkpoint_records",
-           "checkpointed", "read_meta", "restore_engine", "stored_users"]
+__all__ = ["META_KEY", "REPLICA_META_KEY", "Record", "StateReader", "StoredUsers",
+           "checkpoint_records", "checkpointed", "read_meta", "replica_records",
+           "restore_engine", "restore_replica", "stored_users"]
 
 #: A key and its new value (None: the key is deleted).
 Record = tuple[bytes, bytes | None]
@@ -56,6 +68,7 @@ META_KEY = b"mmeta"
 _ANOMALY_KEY = b"manomaly"
 _CLASSIFIER_KEY = b"mclassifier"
 _DEFAULT_MODEL_KEY = b"mdefault-model"
+REPLICA_META_KEY = b"mreplica"
 
 
 class StateReader(Protocol):
@@ -89,17 +102,8 @@ def checkpoint_records(engine: RiskEngine, offsets: dict[str, int]) -> list[Reco
     records.extend((pending_key(sequence), encode_pending(due, id_hash, inputs))
                    for sequence, (due, id_hash, inputs) in pending.added.items())
     records.extend((pending_key(sequence), None) for sequence in pending.removed)
-    book = engine.merchants
-    if engine.feeds_merchants and book.changed_merchants is not None:
-        merchants, cards = book.merchants, book.cards.cards
-        for merchant_id in book.changed_merchants:
-            activity = merchants.get(merchant_id)
-            records.append((MERCHANT_PREFIX + merchant_id.encode(),
-                            None if activity is None else encode_merchant(activity)))
-        for card in book.changed_cards or ():
-            habits = cards.get(card)
-            records.append((CARD_PREFIX + card.encode(),
-                            None if habits is None else encode_card(habits)))
+    if engine.feeds_merchants:
+        records += _book_records(engine.merchants)
     scorer = engine.scorer
     records += [
         (_ANOMALY_KEY, orjson.dumps(write_anomaly(scorer.anomaly))),
@@ -113,6 +117,28 @@ def checkpoint_records(engine: RiskEngine, offsets: dict[str, int]) -> list[Reco
         })),
     ]
     return records
+
+
+def _book_records(book: MerchantBook) -> list[Record]:
+    """The merchants and cards of a tracked merchant book changed since its last checkpoint."""
+    records: list[Record] = []
+    merchants, cards = book.merchants, book.cards.cards
+    for merchant_id in book.changed_merchants or ():
+        activity = merchants.get(merchant_id)
+        records.append((MERCHANT_PREFIX + merchant_id.encode(),
+                        None if activity is None else encode_merchant(activity)))
+    for card in book.changed_cards or ():
+        habits = cards.get(card)
+        records.append((CARD_PREFIX + card.encode(),
+                        None if habits is None else encode_card(habits)))
+    return records
+
+
+def _read_book(book: MerchantBook, reader: StateReader) -> None:
+    for key, value in reader.scan(MERCHANT_PREFIX):
+        book.merchants[key[1:].decode()] = decode_merchant(value)
+    for key, value in reader.scan(CARD_PREFIX):
+        book.cards.cards[key[1:].decode()] = decode_card(value)
 
 
 def checkpointed(engine: RiskEngine) -> None:
@@ -163,11 +189,7 @@ def restore_engine(reader: StateReader, config: RiskConfig, *, cache_capacity: i
         meta["labels_sequence"],
     )
     if own_merchants:
-        book = engine.merchants
-        for key, value in reader.scan(MERCHANT_PREFIX):
-            book.merchants[key[1:].decode()] = decode_merchant(value)
-        for key, value in reader.scan(CARD_PREFIX):
-            book.cards.cards[key[1:].decode()] = decode_card(value)
+        _read_book(engine.merchants, reader)
     return engine, meta["offsets"]
 
 
@@ -182,3 +204,54 @@ def stored_users(reader: StateReader) -> Iterator[tuple[str, UserState]]:
     """Every user a store holds, in key order."""
     for key, value in reader.scan(USER_PREFIX):
         yield key[1:].decode(), decode_user(value)
+
+
+def replica_records(replica: MerchantReplica, positions: dict[tuple[str, int], int]
+                    ) -> list[Record]:
+    """What a merchant replica changed since its last checkpoint, with the input
+    ``positions`` it has read up to (its meta record last). After :meth:`MerchantReplica.clear`
+    the store is to be emptied first (``replica.cleared``)."""
+    records = _book_records(replica.book)
+    for id_hash, (merchant_id, event_time) in replica.changed_purchases.items():
+        held = replica.purchase(id_hash) == (merchant_id, event_time)
+        records.append((purchase_key(event_time, id_hash),
+                        merchant_id.encode() if held else None))
+    waiting = replica.waiting_labels()
+    for id_hash in replica.changed_waiting:
+        label_time = waiting.get(id_hash)
+        records.append((waiting_key(id_hash),
+                        None if label_time is None else encode_waiting(label_time)))
+    records.append((REPLICA_META_KEY, orjson.dumps({
+        "format": FORMAT_VERSION,
+        "partitions": replica.partitions,
+        "config": asdict(replica.config),
+        "clocks": [[source, partition, clock]
+                   for (source, partition), clock in replica.clocks.items()],
+        "evicted_through": replica.evicted_through,
+        "positions": [[topic, partition, offset]
+                      for (topic, partition), offset in positions.items()],
+    })))
+    return records
+
+
+def restore_replica(reader: StateReader, config: RiskConfig, partitions: int, where: str
+                    ) -> tuple[MerchantReplica, dict[tuple[str, int], int]] | None:
+    """The merchant replica a store holds, with the input positions it had read up to; None
+    if there is none, or one kept with other settings or another partition count."""
+    value = reader.get(REPLICA_META_KEY)
+    if value is None:
+        return None
+    meta = orjson.loads(value)
+    check_version(meta.get("format"), where)
+    if meta["partitions"] != partitions or RiskConfig(**meta["config"]) != config:
+        return None
+    replica = MerchantReplica(config, partitions)
+    _read_book(replica.book, reader)
+    purchases = [(*decode_purchase_key(key), value.decode())
+                 for key, value in reader.scan(PURCHASE_PREFIX)]
+    waiting = sorted(decode_waiting(key, value) for key, value in reader.scan(WAITING_PREFIX))
+    replica.restore(purchases, waiting,
+                    {(source, partition): clock for source, partition, clock in meta["clocks"]},
+                    meta["evicted_through"])
+    positions = {(topic, partition): offset for topic, partition, offset in meta["positions"]}
+    return replica, positions

@@ -12,9 +12,12 @@ prefix    key                                             value
 ``c``     ``c`` + time, user id, cycle number             nothing: a billing cycle's maturity
 ``k``     ``k`` + merchant id                             a merchant's purchases (own book)
 ``h``     ``h`` + card (user id)                          a card's habits (own book)
+``r``     ``r`` + time, purchase id hash                  its merchant (replica)
+``w``     ``w`` + purchase id hash                        a fraud label's time (replica)
 ========  ==============================================  ====================================
 
-The last two are kept only by an engine with its own merchant book (no merchant replica).
+``k`` and ``h`` are kept by an engine with its own merchant book (no merchant replica) and by a
+worker's merchant replica, whose store also holds ``r``, ``w`` and its own meta record.
 
 Every user record starts with :data:`FORMAT_VERSION`, so a record is read by the release
 that wrote it and the next, or refused by name (:class:`StateFormatError`). Keys of time
@@ -43,7 +46,9 @@ __all__ = [
     "LABEL_PREFIX",
     "MERCHANT_PREFIX",
     "META_PREFIX",
+    "PURCHASE_PREFIX",
     "USER_PREFIX",
+    "WAITING_PREFIX",
     "StateFormatError",
     "check_version",
     "cycle_key",
@@ -53,14 +58,19 @@ __all__ = [
     "decode_merchant",
     "decode_pending",
     "decode_pending_key",
+    "decode_purchase_key",
     "decode_user",
+    "decode_waiting",
     "encode_card",
     "encode_merchant",
     "encode_pending",
     "encode_user",
+    "encode_waiting",
     "expiry_key",
     "pending_key",
+    "purchase_key",
     "user_key",
+    "waiting_key",
 ]
 
 #: The layout's version. The pickle snapshots of earlier releases were versions 1 to 6.
@@ -73,6 +83,8 @@ EXPIRY_PREFIX = b"e"
 CYCLE_PREFIX = b"c"
 MERCHANT_PREFIX = b"k"
 CARD_PREFIX = b"h"
+PURCHASE_PREFIX = b"r"
+WAITING_PREFIX = b"w"
 
 _LITTLE = sys.byteorder == "little"
 #: Event times as unsigned big-endian keys sort in time order, negatives first.
@@ -95,6 +107,9 @@ _MERCHANT_HEAD = struct.Struct("<HIIq")
 _MARK = struct.Struct("<qqqB")
 _CARD = struct.Struct("<Hdqq")
 _TIME_KEY = struct.Struct(">Q")
+_PURCHASE_KEY = struct.Struct(">Qq")
+_HASH_KEY = struct.Struct(">q")
+_TIME_VALUE = struct.Struct("<q")
 _SEQUENCE_KEY = struct.Struct(">Q")
 
 _FRAUD_CONFIRMED, _DEFAULTED, _ALERTED, _RAISED, _HOLD_FLAG, _CREDIT_FLAG = (
@@ -357,3 +372,27 @@ def decode_card(value: bytes) -> tuple[float, int, int]:
     version, mean, count, latest = _CARD.unpack(value)
     check_version(version, "a card record")
     return mean, count, latest
+
+
+def purchase_key(event_time: int, id_hash: int) -> bytes:
+    """Key of a purchase a merchant replica holds (keys list in time order)."""
+    return PURCHASE_PREFIX + _PURCHASE_KEY.pack(event_time + _TIME_OFFSET, id_hash)
+
+
+def decode_purchase_key(key: bytes) -> tuple[int, int]:
+    time, id_hash = _PURCHASE_KEY.unpack_from(key, 1)
+    return time - _TIME_OFFSET, id_hash
+
+
+def waiting_key(id_hash: int) -> bytes:
+    """Key of a fraud label a replica read before its purchase, by the purchase's id hash."""
+    return WAITING_PREFIX + _HASH_KEY.pack(id_hash)
+
+
+def encode_waiting(label_time: int) -> bytes:
+    return _TIME_VALUE.pack(label_time)
+
+
+def decode_waiting(key: bytes, value: bytes) -> tuple[int, int]:
+    """(label time, purchase id hash) of a waiting label's record."""
+    return _TIME_VALUE.unpack(value)[0], _HASH_KEY.unpack_from(key, 1)[0]

@@ -62,7 +62,7 @@ class PartitionStore:
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
         self.read_only = read_only
-        if read_only and not path.is_dir():
+        if read_only and not (path / "CURRENT").is_file():  # absent, or being created
             raise FileNotFoundError(f"no partition store at {path}")
         self._db = Rdict(str(path), _options(),
                          access_type=AccessType.read_only() if read_only

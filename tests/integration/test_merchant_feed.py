@@ -162,11 +162,11 @@ def test_a_partition_that_runs_out_of_input_does_not_hold_the_others_back(
     assert stats.applied == len(records), stats.as_dict()
 
 
-def test_a_restarted_worker_resumes_its_replica_from_the_snapshot(
+def test_a_restarted_worker_resumes_its_replica_from_its_store(
     settings: Settings, small_history: DemoHistory, tmp_path: Path
 ) -> None:
     """The first half of the history, a worker to its end; then the second half and a new
-    worker. The new one's replica reads on from its snapshot -- only the second half's records
+    worker. The new one's replica reads on from its store -- only the second half's records
     -- and the outputs of both runs are those of one engine per partition over everything."""
     half = len(small_history.events) // 2
     parts = []

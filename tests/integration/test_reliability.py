@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -33,10 +34,27 @@ BIN = Path(sys.executable).parent
 KILLS = 5
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test() -> Iterator[None]:
+    """A test that fails midway must not leave its workers running after it."""
+    yield
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def start_worker(settings: Settings, *extra: str, **env_overrides: str) -> subprocess.Popen:
     env = {**settings_env(settings), **env_overrides}
-    return subprocess.Popen([str(BIN / "riskstream"), "--log-level", "WARNING", "worker", *extra],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [str(BIN / "riskstream"), "--log-level", "WARNING", "worker", *extra],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _STARTED.append(process)
+    return process
 
 
 def state_directory(settings: Settings) -> StateDirectory:
@@ -49,7 +67,10 @@ def snapshot_progress(settings: Settings, directory: StateDirectory | None = Non
     directory = directory or state_directory(settings)
     total = 0
     for partition in directory.partitions():
-        store = directory.open(partition, read_only=True)
+        try:
+            store = directory.open(partition, read_only=True)
+        except FileNotFoundError:  # a worker is creating it
+            continue
         try:
             meta = read_meta(store, str(store.path))
         finally:
