@@ -220,7 +220,7 @@ def test_users_changed_since_the_last_checkpoint_stay_in_memory_whatever_the_bou
     assert cache.evict() == 2 and list(cache) == ["u0"]
 
 
-def _events(users: int = 600, months: int = 7) -> list[Event]:
+def _events(users: int = 300, months: int = 7) -> list[Event]:
     simulator = Simulator(SimulationConfig(users=users, months=months, seed=3))
     return [event_from_mapping(record) for day in simulator.days() for record in day]
 
