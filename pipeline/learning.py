@@ -57,6 +57,8 @@ _RATIO_KNOTS = tuple(index * math.log(2.0) / 2 for index in range(1, 7))
 #: the bend. Handbook, pure core: AP 0.734 -> 0.748 on its week, higher on all seven others;
 #: knots every 2 or 7 days: 0.746 and 0.747.
 _RUN_KNOTS = tuple(3.5 * index for index in range(2, 11))
+#: The inputs kept for a purchase labelled fraud: none (see :class:`PendingLabels`).
+_NO_INPUTS = array("f")
 #: Beyond this logit river's sigmoid is 0 or 1.
 _LOGIT_LIMIT = 30.0
 
@@ -291,14 +293,15 @@ class PendingLabels:
         #: Says which legitimate purchases are all learned (weighted by the share), not sampled.
         self.informative = informative
         self._threshold = int(negative_share * 2**16)
-        #: id hash -> (sequence number, inputs)
-        self._inputs: dict[int, tuple[int, array]] = {}
-        #: (due time, id hash) in the order added
-        self._queue: deque[tuple[int, int]] = deque()
+        #: id hash -> (sequence number, due time, inputs)
+        self._inputs: dict[int, tuple[int, int, array]] = {}
+        #: (due time, id hash, sequence number) in the order added. An entry whose purchase
+        #: was labelled fraud stays until it is due, as it holds back the entries behind it.
+        self._queue: deque[tuple[int, int, int]] = deque()
         #: The next sequence number.
         self.sequence = 0
-        #: Since the last checkpoint: sequence number -> (due time, id hash, inputs) added,
-        #: and the sequence numbers of entries removed that a checkpoint had written.
+        #: Since the last checkpoint: sequence number -> (due time, id hash, inputs) written
+        #: (no inputs: labelled fraud, waiting only to be due), and those removed.
         self.added: dict[int, tuple[int, int, array]] = {}
         self.removed: set[int] = set()
 
@@ -309,51 +312,47 @@ class PendingLabels:
         due = event_time + self.delay
         sequence = self.sequence
         self.sequence = sequence + 1
-        replaced = self._inputs.get(id_hash)
-        if replaced is not None:
-            self._forget(replaced[0])
-        self._inputs[id_hash] = (sequence, inputs)
-        self._queue.append((due, id_hash))
+        self._inputs[id_hash] = (sequence, due, inputs)
+        self._queue.append((due, id_hash, sequence))
         self.added[sequence] = (due, id_hash, inputs)
 
     def restore(self, entries: Iterable[tuple[int, int, int, array]], sequence: int) -> None:
         """Wait again for ``(sequence number, due time, id hash, inputs)`` entries, in the
         order of their numbers, as a checkpoint wrote them; ``sequence``: the next number."""
         for number, due, id_hash, inputs in entries:
-            self._inputs[id_hash] = (number, inputs)
-            self._queue.append((due, id_hash))
+            self._queue.append((due, id_hash, number))
+            if inputs:
+                self._inputs[id_hash] = (number, due, inputs)
         self.sequence = sequence
 
     def checkpointed(self) -> None:
         self.added.clear()
         self.removed.clear()
 
-    def _forget(self, sequence: int) -> None:
-        if self.added.pop(sequence, None) is None:
-            self.removed.add(sequence)
-
     def confirm(self, id_hash: int) -> array | None:
         """The inputs of a purchase just labelled fraud (None if no longer waiting)."""
         found = self._inputs.pop(id_hash, None)
         if found is None:
             return None
-        self._forget(found[0])
-        return found[1]
+        sequence, due, inputs = found
+        self.added[sequence] = (due, id_hash, _NO_INPUTS)  # waits on without its inputs
+        return inputs
 
     def matured(self, now: int) -> Iterator[tuple[array, float]]:
         """(inputs, weight) of the purchases to learn as legitimate, their delay over before
         ``now`` with no label: every informative one, weighted by the share, and the share of
         the others (by id hash), weighted 1 -- the same odds, in expectation, as learning a
         uniform sample, but with every one of the rare purchases that teach the most."""
-        queue, inputs = self._queue, self._inputs
+        queue, inputs, added = self._queue, self._inputs, self.added
         share, threshold, informative = self.negative_share, self._threshold, self.informative
         while queue and queue[0][0] < now:
-            _, id_hash = queue.popleft()
+            _, id_hash, sequence = queue.popleft()
+            if added.pop(sequence, None) is None:
+                self.removed.add(sequence)
             found = inputs.pop(id_hash, None)
             if found is None:
                 continue
-            self._forget(found[0])
-            vector = found[1]
+            vector = found[2]
             if informative is not None and informative(vector):
                 yield vector, share
             elif (id_hash & 0xFFFF) < threshold:

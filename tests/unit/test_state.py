@@ -320,3 +320,31 @@ def test_a_state_directory_of_pickle_snapshots_is_refused_by_name(tmp_path: Path
     (tmp_path / "partition-0003.snapshot").write_bytes(b"\x80\x05old")
     with pytest.raises(StateFormatError, match=r"partition-0003\.snapshot"):
         StateDirectory(tmp_path)
+
+
+def test_purchases_waiting_for_labels_mature_in_the_same_order_after_a_restore() -> None:
+    """A purchase labelled fraud keeps its place in the queue until it is due: one that comes
+    later but is due first waits behind it, restored or not."""
+    from pipeline.learning import PendingLabels
+
+    def saved(pending: PendingLabels, store: dict[int, tuple]) -> None:
+        for sequence, entry in pending.added.items():
+            store[sequence] = entry
+        for sequence in pending.removed:
+            store.pop(sequence)
+        pending.checkpointed()
+
+    live = PendingLabels(delay=10, negative_share=1.0)
+    store: dict[int, tuple] = {}
+    live.add(50, 1, array("f", [1.0]))  # due at 60, labelled fraud below
+    live.add(5, 2, array("f", [2.0]))   # out of order: due at 15, behind it
+    assert live.confirm(1) == array("f", [1.0])
+    saved(live, store)
+    restored = PendingLabels(delay=10, negative_share=1.0)
+    restored.restore(((number, *entry) for number, entry in sorted(store.items())),
+                     live.sequence)
+    for now in (20, 61):
+        assert list(restored.matured(now)) == list(live.matured(now))
+    assert [vector for vector, _ in PendingLabels.matured(live, 100)] == []
+    saved(live, store)
+    assert store == {}
