@@ -347,7 +347,8 @@ class PendingLabels:
         share, threshold, informative = self.negative_share, self._threshold, self.informative
         while queue and queue[0][0] < now:
             _, id_hash, sequence = queue.popleft()
-            if added.pop(sequence, None) is None:
+            written = added.pop(sequence, None)
+            if written is None or not written[2]:  # stored before (a fraud mark may not be)
                 self.removed.add(sequence)
             found = inputs.pop(id_hash, None)
             if found is None:

@@ -331,7 +331,7 @@ def test_purchases_waiting_for_labels_mature_in_the_same_order_after_a_restore()
         for sequence, entry in pending.added.items():
             store[sequence] = entry
         for sequence in pending.removed:
-            store.pop(sequence)
+            store.pop(sequence, None)  # a store deletes a key it does not hold silently
         pending.checkpointed()
 
     live = PendingLabels(delay=10, negative_share=1.0)
@@ -346,5 +346,12 @@ def test_purchases_waiting_for_labels_mature_in_the_same_order_after_a_restore()
     for now in (20, 61):
         assert list(restored.matured(now)) == list(live.matured(now))
     assert [vector for vector, _ in PendingLabels.matured(live, 100)] == []
+    saved(live, store)
+    assert store == {}
+    # Stored, then labelled fraud and due within one checkpoint's interval: gone from the store.
+    live.add(200, 3, array("f", [3.0]))
+    saved(live, store)
+    live.confirm(3)
+    assert list(live.matured(300)) == []
     saved(live, store)
     assert store == {}
