@@ -12,7 +12,6 @@ store: they are refused by name (:class:`StateDirectory`).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -146,6 +145,3 @@ class StateDirectory:
         """The partitions with a store here."""
         return sorted(int(path.name.split("-")[1].split(".")[0])
                       for path in self.root.glob("partition-*.rocksdb"))
-
-    def remove(self, partition: int) -> None:
-        shutil.rmtree(self.path(partition), ignore_errors=True)
