@@ -59,7 +59,8 @@ from pipeline.state.user import UserState
 
 __all__ = ["META_KEY", "REPLICA_META_KEY", "Record", "StateReader", "StoredUsers",
            "checkpoint_records", "checkpointed", "read_meta", "replica_records",
-           "restore_engine", "restore_replica", "stored_users"]
+           "restore_engine", "restore_replica", "stored_users", "take_checkpoint",
+           "taken_user_records"]
 
 #: A key and its new value (None: the key is deleted).
 Record = tuple[bytes, bytes | None]
@@ -95,6 +96,29 @@ def checkpoint_records(engine: RiskEngine, offsets: dict[str, int]) -> list[Reco
     its state now reflects; the meta record comes last."""
     records: list[Record] = [(user_key(user_id), encode_user(user))
                              for user_id, user in engine.users.changes()]
+    return records + _other_records(engine, offsets)
+
+
+def take_checkpoint(engine: RiskEngine, offsets: dict[str, int]) -> list[Record]:
+    """Start a checkpoint whose users are encoded lazily (the bulk of its work): everything
+    else ``engine`` changed is encoded now and returned (the meta record, with ``offsets``,
+    last), and the users changed are taken as they are now (``UserCache.take_changes``).
+    Once ``engine.users.encode_taken()`` is true, :func:`taken_user_records` gives them."""
+    records = _other_records(engine, offsets)
+    engine.users.take_changes(encode_user)
+    _others_checkpointed(engine)
+    return records
+
+
+def taken_user_records(engine: RiskEngine) -> list[Record]:
+    """The records of the users :func:`take_checkpoint` took, once all are encoded."""
+    return [(user_key(user_id), value) for user_id, value in engine.users.taken()]
+
+
+def _other_records(engine: RiskEngine, offsets: dict[str, int]) -> list[Record]:
+    """What changed besides the users: time indexes, pending labels, the merchant book, the
+    models, and the meta record last."""
+    records: list[Record] = []
     for index, key_of in ((engine.expiries, expiry_key), (engine.cycle_maturities, cycle_key)):
         records.extend((key_of(entry), b"") for entry in index.pushed)  # type: ignore[operator]
         records.extend((key_of(entry), None) for entry in index.popped)  # type: ignore[operator]
@@ -144,12 +168,16 @@ def _read_book(book: MerchantBook, reader: StateReader) -> None:
 def checkpointed(engine: RiskEngine) -> None:
     """The records of :func:`checkpoint_records` are taken: count changes afresh. (Once they
     are in the store, ``engine.users.evict()`` lets users beyond the cache's bound go.)"""
+    _others_checkpointed(engine)
+    engine.users.checkpointed()
+
+
+def _others_checkpointed(engine: RiskEngine) -> None:
     engine.expiries.checkpointed()
     engine.cycle_maturities.checkpointed()
     engine.pending_labels.checkpointed()
     if engine.feeds_merchants:
         engine.merchants.checkpointed()
-    engine.users.checkpointed()
 
 
 def read_meta(reader: StateReader, where: str) -> dict[str, Any] | None:

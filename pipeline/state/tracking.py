@@ -40,6 +40,17 @@ class UserCache:
     (['u1', 'u2'], 2)
     >>> cache.checkpointed(); cache.evict()  # no store: nobody can leave memory
     0
+
+    A checkpoint can also take the changes lazily, so that encoding them need not stall the
+    stream: :meth:`take_changes` freezes the set of changed users, which are then encoded a
+    few at a time (:meth:`encode_taken`) -- and any of them about to change again is encoded
+    first, so the checkpoint holds every user as it was when the changes were taken.
+
+    >>> cache.touch("u1", lambda: UserState(100)).balance_minor = 8
+    >>> cache.take_changes(lambda user: str(user.balance_minor).encode())
+    >>> cache.touch("u1", lambda: UserState(100)).balance_minor = 9  # encoded as 8 first
+    >>> cache.encode_taken(), cache.taken(), sorted(cache.changed)
+    (True, [('u1', b'8')], ['u1'])
     """
 
     def __init__(self, source: UserSource | None = None, capacity: int | None = None) -> None:
@@ -48,6 +59,10 @@ class UserCache:
         #: In memory, least recently changed first (as of the last checkpoint).
         self._users: dict[str, UserState] = {}
         self.changed: set[str] = set()
+        #: Users a checkpoint has taken and not encoded yet, then the encoded ones.
+        self._taken: dict[str, None] = {}
+        self._encoded: list[tuple[str, bytes]] = []
+        self._encode: Callable[[UserState], bytes] | None = None
 
     def __len__(self) -> int:
         """Users in memory."""
@@ -77,6 +92,8 @@ class UserCache:
         user = self.get(user_id)
         if user is None:
             raise KeyError(user_id)
+        if self._taken and user_id in self._taken:
+            self._encode_one(user_id)
         self.changed.add(user_id)
         return user
 
@@ -87,6 +104,8 @@ class UserCache:
             user = self.get(user_id)
             if user is None:
                 user = self._users[user_id] = create()
+        if self._taken and user_id in self._taken:
+            self._encode_one(user_id)
         self.changed.add(user_id)
         return user
 
@@ -103,6 +122,38 @@ class UserCache:
             users[user_id] = users.pop(user_id)
         self.changed.clear()
 
+    def take_changes(self, encode: Callable[[UserState], bytes]) -> None:
+        """Start a checkpoint of the users changed so far, to be encoded with ``encode`` as
+        they are now: by :meth:`encode_taken`, or just before one of them changes again.
+        Changes from now on count toward the next checkpoint."""
+        if self._taken or self._encoded:
+            raise RuntimeError("the changes taken before are not collected yet")
+        self._encode = encode
+        self._taken = dict.fromkeys(self.changed)
+        self.checkpointed()
+
+    def encode_taken(self, limit: int | None = None) -> bool:
+        """Encode up to ``limit`` of the users taken (None: all); True once all are."""
+        taken, encode, users = self._taken, self._encode, self._users
+        assert encode is not None or not taken
+        encoded = self._encoded
+        for _ in range(len(taken) if limit is None else min(limit, len(taken))):
+            user_id, _ = taken.popitem()  # from the end: O(1), unlike from the front
+            encoded.append((user_id, encode(users[user_id])))  # type: ignore[misc]
+        return not taken
+
+    def taken(self) -> list[tuple[str, bytes]]:
+        """The users taken, encoded (all of them must be), in the order they were."""
+        if self._taken:
+            raise RuntimeError(f"{len(self._taken)} users taken are not encoded yet")
+        encoded, self._encoded = self._encoded, []
+        return encoded
+
+    def _encode_one(self, user_id: str) -> None:
+        del self._taken[user_id]
+        assert self._encode is not None
+        self._encoded.append((user_id, self._encode(self._users[user_id])))
+
     def evict(self) -> int:
         """Let the least recently changed users beyond the capacity leave memory, when a store
         can give them back; never one changed since the last checkpoint. Call it once the
@@ -113,12 +164,12 @@ class UserCache:
         excess = len(users) - self.capacity
         if excess <= 0:
             return 0
-        changed = self.changed
+        changed, taken = self.changed, self._taken
         leaving = []
         for user_id in users:
             if len(leaving) == excess:
                 break
-            if user_id not in changed:
+            if user_id not in changed and user_id not in taken:
                 leaving.append(user_id)
         for user_id in leaving:
             del users[user_id]

@@ -30,6 +30,8 @@ from pipeline.state.checkpoint import (
     checkpointed,
     restore_engine,
     stored_users,
+    take_checkpoint,
+    taken_user_records,
 )
 from pipeline.state.codec import (
     FORMAT_VERSION,
@@ -238,6 +240,36 @@ def _run(engine: RiskEngine, events: list[Event]) -> list[Output | str]:
 @pytest.fixture(scope="module")
 def credit_line_events() -> list[Event]:
     return _events()
+
+
+def test_a_checkpoint_encoded_while_the_engine_goes_on_holds_the_state_it_was_taken_at(
+    tmp_path: Path, credit_line_events: list[Event]
+) -> None:
+    """A checkpoint's users are encoded a few at a time while events keep changing them: the
+    store it makes resumes exactly where it was taken, as an uninterrupted engine goes on."""
+    events = credit_line_events
+    cut = len(events) // 2
+    reference = RiskEngine()
+    _run(reference, events[:cut])
+    expected = _run(reference, events[cut:])
+
+    engine = RiskEngine()
+    _run(engine, events[:cut])
+    others = take_checkpoint(engine, {"transactions": cut})
+    for event in events[cut:cut + 3000]:  # the engine goes on, three users encoded an event
+        _run(engine, [event])
+        engine.users.encode_taken(3)
+    assert engine.users.encode_taken(None)
+    records = taken_user_records(engine) + others
+    taken = {key[1:].decode() for key, _ in records if key[:1] == b"u"}
+    assert len(taken) > 100 and taken & engine.users.changed, "no taken user changed meanwhile"
+
+    store = PartitionStore(tmp_path / "store")
+    store.write(records)
+    resumed, offsets = restore_engine(store, RiskConfig(), cache_capacity=None,
+                                      own_merchants=True, where="test")
+    assert offsets == {"transactions": cut}
+    assert _run(resumed, events[cut:]) == expected
 
 
 @pytest.mark.parametrize("own_merchants", [True, False])
