@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-unit lint bench bench-state clean
+.PHONY: setup demo test test-unit lint bench bench-state bench-latency clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,9 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/riskstream demo
 
+# Two processes, each test file in one (its broker and fixtures stay together).
 test: setup lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-unit: setup
 	$(BIN)/python -m pytest tests/unit pipeline
@@ -31,6 +32,9 @@ bench: setup
 
 bench-state: setup
 	$(BIN)/python benchmarks/state_benchmark.py
+
+bench-latency: setup
+	$(BIN)/python benchmarks/latency.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -128,6 +128,8 @@ class ChangelogReader:
         self.settings = settings
         self.topic = topic
         self._consumer: AIOKafkaConsumer | None = None
+        #: The restores under way, by partition: what they have read so far.
+        self.in_progress: dict[int, RestoreResult] = {}
 
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -155,7 +157,15 @@ class ChangelogReader:
         consumer.assign([tp])
         recorded = store.changelog_position
         start = recorded["offset"] if recorded else 0
-        result = RestoreResult(started_from=start)
+        result = self.in_progress[partition] = RestoreResult(started_from=start)
+        try:
+            return await self._restore(consumer, tp, store, result)
+        finally:
+            del self.in_progress[partition]
+
+    async def _restore(self, consumer: AIOKafkaConsumer, tp: TopicPartition,
+                       store: PartitionStore, result: RestoreResult) -> RestoreResult:
+        partition, start = tp.partition, result.started_from
         began = time.monotonic()
         if start:
             end = await self._end(consumer, tp)

@@ -59,7 +59,7 @@ def main(log_level: str) -> None:
     """riskstream: real-time credit-risk and fraud control on Kafka.
 
     All connection and security settings (SASL, TLS) come from RISKSTREAM_* variables; see
-    agents/settings.py or the README for the full list.
+    agents/settings.py or deploy/riskstream.env.example for the full list.
     """
     logging.basicConfig(
         level=log_level, stream=sys.stderr,
@@ -91,6 +91,22 @@ def broker(port: int, partitions: int) -> None:
         click.echo(f"broker ready on {running.bootstrap} (Ctrl-C to stop)")
         stop.wait()
     click.echo("broker stopped")
+
+
+@main.command()
+@_bootstrap_option
+def topics(bootstrap_servers: str | None) -> None:
+    """Create riskstream's topics if missing (inputs, outputs, the state changelog) and check
+    that the inputs are co-partitioned."""
+    from agents.kafka import ensure_topics
+    from agents.topics import INPUT_TOPICS, OUTPUT_TOPICS
+
+    settings = _settings(bootstrap_servers=bootstrap_servers)
+    ensure_topics(settings)
+    names = [settings.topic(name) for name in INPUT_TOPICS + OUTPUT_TOPICS]
+    names.append(settings.changelog_topic())
+    click.echo(f"topics ready on {settings.bootstrap_servers} (missing ones created with "
+               f"{settings.partitions} partitions): {', '.join(names)}")
 
 
 @main.command()

@@ -10,7 +10,7 @@ report is Markdown with ROC and precision-recall curves as PNG.
 
 The evaluation runs one partition, so that one classifier learns from every label as the
 handbook's models do. Merchant risk would be the same with any number of partitions: every
-worker keeps a replica of all merchants' activity (README, "Topology").
+worker keeps a replica of all merchants' activity (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -59,6 +59,8 @@ class MerchantFeed:
         #: Whether the replica resumed from its store, and the saves since.
         self.resumed = False
         self.saves = 0
+        #: Records not read yet per (topic, partition), as of the last poll.
+        self.lags: dict[tuple[str, int], int] = {}
         #: topic -> (the replica's name for the input, the event type of its records)
         self._sources = {
             settings.topic("transactions"): (PURCHASES, "transaction"),
@@ -170,6 +172,11 @@ class MerchantFeed:
             "saves": self.saves,
         }
 
+    def lag(self) -> list[tuple[str, int, int]]:
+        """(topic, partition, records not read yet) as of the last poll."""
+        return [(topic, partition, records)
+                for (topic, partition), records in sorted(self.lags.items())]
+
     async def restart(self) -> None:
         """Forget everything and read every partition again from its beginning: for a task
         that needs purchases the replica has already forgotten."""
@@ -213,6 +220,10 @@ class MerchantFeed:
         for tp in consumer.assignment():
             source, _ = self._sources[tp.topic]
             seen = ends.get((tp.topic, tp.partition), 0) if ends else 0
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                self.lags[tp.topic, tp.partition] = max(0, highwater
+                                                        - await consumer.position(tp))
             if await caught_up(consumer, tp, seen):
                 since = self._caught_up_since.setdefault(tp, now)
                 replica.set_silent(source, tp.partition, now - since >= idle_s)

@@ -49,8 +49,9 @@ class Settings(BaseSettings):
         "missing restores it from the group's changelog topic.",
     )
     checkpoint_interval_s: float = Field(
-        2.0, gt=0, description="Wall seconds between checkpoints: the users changed since the "
-        "last one go to the changelog topic and the local store (and offsets are committed).",
+        2.0, gt=0, description="Wall seconds between a partition's checkpoints: the users "
+        "changed since the last one go to the changelog topic and the local store (and "
+        "offsets are committed). The partitions of a worker take turns.",
     )
     user_cache_size: int = Field(
         100_000, ge=1,
@@ -69,11 +70,14 @@ class Settings(BaseSettings):
         "37 days of the topics.",
     )
     max_task_idle_ms: int = Field(
-        1000,
+        30,
         ge=0,
-        description="How long a record waits for a silent input topic that might still deliver "
-        "an older event (event-time alignment, as Kafka Streams' max.task.idle.ms). Bounds the "
-        "added latency; 0 trades a deterministic cross-topic order for the lowest latency.",
+        description="How long after its broker timestamp a record waits for an input topic "
+        "with nothing waiting at the broker, which might still deliver an older event from "
+        "a producer's batch in flight (event-time alignment, as Kafka Streams' "
+        "max.task.idle.ms). Inputs known to hold more at the broker are always waited for. "
+        "It bounds the added latency; larger values keep the cross-topic order exact for "
+        "producers whose batches take longer to arrive (docs/operations.md).",
     )
     fetch_max_wait_ms: int = Field(
         20,
@@ -95,6 +99,24 @@ class Settings(BaseSettings):
         ge=1000,
         description="Consumer-group session timeout. The embedded broker holds a first join "
         "for half of it, so development and tests use a short one.",
+    )
+
+    http_host: str = Field(
+        "127.0.0.1", description="Address the worker serves /metrics, /healthz and /ready on "
+        "(0.0.0.0 in a container, for Prometheus and the probes).",
+    )
+    http_port: int = Field(
+        9400, ge=0, le=65535,
+        description="Port of the worker's /metrics, /healthz and /ready (0: any free port, "
+        "logged at start).",
+    )
+    health_stall_s: float = Field(
+        60.0, gt=0, description="/healthz fails once the worker's loop has not iterated for this "
+        "many seconds (a restore reading the changelog counts as progress).",
+    )
+    progress_interval_s: float = Field(
+        10.0, ge=0, description="Seconds between the live lines a busy worker logs (rate, lag, "
+        "outputs); 0: none.",
     )
 
     faust_web_port: int = Field(
@@ -125,8 +147,9 @@ class Settings(BaseSettings):
     merchant_replica: bool = Field(
         True,
         description="Give each worker a replica of every merchant's activity, read from every "
-        "partition, so merchant risk is exact with any number of partitions (README, "
-        "'Topology'). Off: each partition knows only its own users' share of a merchant.",
+        "partition, so merchant risk is exact with any number of partitions "
+        "(docs/architecture.md). Off: each partition knows only its own users' share of a "
+        "merchant.",
     )
 
     emit_scores: bool = Field(

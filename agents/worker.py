@@ -22,38 +22,40 @@ import contextlib
 import gc
 import logging
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError
-from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+from aiokafka.structs import OffsetAndMetadata
 
-from agents.changelog import ChangelogReader, ChangelogWriter, changelog_producer
+from agents.changelog import ChangelogReader, ChangelogWriter, RestoreResult, changelog_producer
 from agents.kafka import caught_up, client_config, ensure_topics
 from agents.merchant_feed import MerchantFeed
+from agents.observability.endpoints import OperationsServer
+from agents.observability.metrics import worker_registry
+from agents.observability.progress import ProgressLog
+from agents.observability.stats import WorkerStats
+from agents.partition import PartitionTask
 from agents.settings import Settings
-from agents.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS, TOPIC_OF_EVENT_TYPE
-from pipeline.deadletter import dead_letter
-from pipeline.engine import RiskEngine
-from pipeline.events import Event, decode_event
-from pipeline.exceptions import InvalidEvent
-from pipeline.ordering import UNTIMED, EventTimeAligner
+from agents.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS
+from pipeline.ordering import UNTIMED
 from pipeline.outputs import Output
 from pipeline.replica import MerchantReplica
-from pipeline.state.checkpoint import Record, checkpoint_records, checkpointed, restore_engine
-from pipeline.state.store import PartitionStore, StateDirectory
+from pipeline.state.checkpoint import restore_engine
+from pipeline.state.store import StateDirectory
 
 __all__ = ["GC_YOUNG_THRESHOLD", "PipelineWorker", "WorkerStats", "tune_gc"]
 
 log = logging.getLogger(__name__)
 
-_EVENT_TYPE_OF_TOPIC = {topic: kind for kind, topic in TOPIC_OF_EVENT_TYPE.items()}
 #: Each input of a partition buffers at most this many poll batches before its fetch pauses.
 _BUFFERED_BATCHES = 4
+#: Users of checkpoints encoded per loop iteration while the stream keeps up (about 5 ms):
+#: a checkpoint of thousands of users stalls no purchase for long.
+_CHECKPOINT_SLICE_USERS = 200
 
 #: Allocations between two young collections of Python's cyclic garbage collector (its
 #: default: 700). A worker's per-record objects are freed by reference counting, and what it
@@ -70,223 +72,6 @@ def tune_gc() -> None:
     young, middle, old = gc.get_threshold()
     if 0 < young < GC_YOUNG_THRESHOLD:
         gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
-
-
-@dataclass
-class WorkerStats:
-    records_in: int = 0
-    #: Records fetched again below the next offset a partition expects (never applied twice).
-    records_skipped: int = 0
-    applied: int = 0
-    dead_letters: int = 0
-    outputs: Counter[str] = field(default_factory=Counter)
-    checkpoints: int = 0
-    #: Bytes of records written by checkpoints; the longest wall time the loop spent on one
-    #: (flushing outputs, committing offsets, taking the changes), and the longest time
-    #: writing one took meanwhile (changelog, then local store).
-    checkpoint_bytes: int = 0
-    longest_checkpoint_s: float = 0.0
-    longest_checkpoint_write_s: float = 0.0
-    #: Partitions restored from the changelog, and what they read.
-    restores: list[dict[str, Any]] = field(default_factory=list)
-    #: Longest wall time one loop iteration spent between two polls (work, sends, checkpoints):
-    #: how long the stream can stall behind one batch, bad records included.
-    longest_iteration_s: float = 0.0
-    started_at: float = field(default_factory=time.monotonic)
-    #: When the first input record arrived, and when a record last arrived or was applied:
-    #: the busy time of a catch-up.
-    first_activity: float | None = None
-    last_activity: float = field(default_factory=time.monotonic)
-    #: The merchant replica's figures when the worker stopped (None: no replica).
-    merchant_replica: dict[str, Any] | None = None
-
-    @property
-    def busy_rate(self) -> float:
-        """Records applied per second between the first record's arrival and the last
-        record's arrival or application, whichever came later."""
-        if self.first_activity is None or self.last_activity <= self.first_activity:
-            return 0.0
-        return self.applied / (self.last_activity - self.first_activity)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "records_in": self.records_in,
-            "records_skipped": self.records_skipped,
-            "applied": self.applied,
-            "dead_letters": self.dead_letters,
-            "outputs": dict(self.outputs),
-            "checkpoints": self.checkpoints,
-            "checkpoint_bytes": self.checkpoint_bytes,
-            "longest_checkpoint_s": round(self.longest_checkpoint_s, 3),
-            "longest_checkpoint_write_s": round(self.longest_checkpoint_write_s, 3),
-            "restores": self.restores,
-            "longest_iteration_s": round(self.longest_iteration_s, 3),
-            "merchant_replica": self.merchant_replica,
-        }
-
-
-class _Rejected:
-    __slots__ = ("error",)
-
-    def __init__(self, error: InvalidEvent) -> None:
-        self.error = error
-
-
-class PartitionTask:
-    """One partition's engine, its store and changelog, its input alignment, and the offsets
-    it has applied."""
-
-    def __init__(self, partition: int, engine: RiskEngine, offsets: dict[str, int],
-                 settings: Settings, replica: MerchantReplica | None = None, *,
-                 store: PartitionStore | None = None, changelog: ChangelogWriter | None = None):
-        self.partition = partition
-        self.topics = {settings.topic(name): name for name in INPUT_TOPICS}
-        self.engine = engine
-        self.offsets = dict(offsets)
-        self.store = store
-        self.changelog = changelog
-        #: Keys an incomplete checkpoint in the changelog touched: written again, with their
-        #: stored values, by the next checkpoint (agents.changelog).
-        self.repairs: set[bytes] = set()
-        #: The checkpoint being written, if one is.
-        self._writing: asyncio.Future[None] | None = None
-        if replica is not None:
-            self.engine.attach_merchants(replica.book)
-        else:
-            self.engine.keep_own_merchants()
-        self.aligner: EventTimeAligner[tuple[ConsumerRecord, Event | _Rejected]] = (
-            EventTimeAligner(list(self.topics), settings.max_task_idle_ms / 1000,
-                             outlier_gap=self.engine.config.max_future_skew)
-        )
-        #: Next offset expected per input: records below it were applied or are buffered, so a
-        #: re-delivery (a prefetch racing a seek, a retried fetch) is ignored, never re-applied.
-        self.expected = dict(self.offsets)
-        #: Inputs positioned at the state's offsets (:meth:`seeked`). Between an assignment
-        #: and its seek the consumer may already fetch from the group's committed offsets,
-        #: which can lie ahead of the state: those records are not the next to apply.
-        self.positioned: set[str] = set()
-        #: The offset of the first record read from each input (what a restore resumed at).
-        self.first_read: dict[str, int] = {}
-        self.dirty = False
-        self.backlogged = False
-        #: Records are waiting for the merchant replica to cover them.
-        self.gated = False
-
-    def demand(self) -> int | None:
-        """The event time of the next record this task is waiting to apply (None: none).
-
-        Not the engine's clock when nothing is buffered: a task that has run out of input
-        must not hold the merchant replica back, or a task further ahead could wait forever
-        for an input the replica paused on its account.
-        """
-        head = self.aligner.head_time()
-        return None if head == UNTIMED else head
-
-    def seeked(self, topic: str, offset: int) -> None:
-        """The input is positioned at ``offset``: records from there on are this task's."""
-        self.expected[topic] = offset
-        self.positioned.add(topic)
-
-    def push(self, topic: str, records: list[ConsumerRecord], now: float) -> int:
-        """Buffer new records; returns how many were new."""
-        if topic not in self.positioned:
-            return 0  # fetched from where the group had committed, before the seek
-        event_type = _EVENT_TYPE_OF_TOPIC[self.topics[topic]]
-        push = self.aligner.push
-        expected = self.expected.get(topic, 0)
-        if records[0].offset < expected:
-            records = [record for record in records if record.offset >= expected]
-            if not records:
-                return 0
-        self.first_read.setdefault(topic, records[0].offset)
-        self.expected[topic] = records[-1].offset + 1
-        for record in records:
-            try:
-                event: Event | _Rejected = decode_event(event_type, record.value or b"")
-                event_time = event.event_time
-            except InvalidEvent as error:
-                event, event_time = _Rejected(error), UNTIMED
-            push(topic, event_time, (record, event), now)
-        return len(records)
-
-    def drain(
-        self, now: float, limit: int, deadline: float, until: int | None,
-        dead_letter_topic: str, stats: WorkerStats,
-    ) -> list[Output]:
-        """Apply up to ``limit`` released records, none after event time ``until`` (what the
-        merchant replica covers; None: no replica), stopping at ``deadline`` (monotonic
-        clock); return the outputs (dead letters included)."""
-        outputs: list[Output] = []
-        engine = self.engine
-        process, pop_next = engine.process, self.aligner.pop_next
-        released = 0
-        # Records are popped one at a time because the horizon moves with the engine's clock.
-        while released < limit:
-            if not released & 255 and released and time.monotonic() >= deadline:
-                break
-            item = pop_next(now, engine.horizon(), until)
-            if item is None:
-                break
-            released += 1
-            topic, (record, event) = item
-            self.offsets[topic] = record.offset + 1
-            if not isinstance(event, _Rejected):
-                try:
-                    outputs.extend(process(event))
-                    stats.applied += 1
-                    continue
-                except InvalidEvent as error:
-                    event = _Rejected(error)
-            stats.dead_letters += 1
-            outputs.append(Output(dead_letter_topic, record.key.decode("utf-8", "replace")
-                                  if record.key else "", dead_letter(
-                event.error, record.value or b"", source_topic=topic,
-                source_partition=record.partition, source_offset=record.offset,
-                source_key=record.key,
-            )))
-        # A full batch, or one cut short by the deadline, means more may be releasable at once;
-        # anything less is waiting for input.
-        self.backlogged = released >= limit or (released > 0 and time.monotonic() >= deadline
-                                                and self.aligner.buffered() > 0)
-        head = self.aligner.head_time()
-        self.gated = until is not None and head is not None and head > until
-        if released:
-            self.dirty = True
-        return outputs
-
-    async def checkpoint(self, stats: WorkerStats) -> int:
-        """Take what changed since the last checkpoint and write it -- to the changelog, then
-        to the local store -- while the worker goes on; returns the bytes of its records.
-        Nothing of a checkpoint is written before the previous one is complete."""
-        assert self.store is not None and self.changelog is not None
-        await self.written()
-        records = checkpoint_records(self.engine, dict(self.offsets))
-        if self.repairs:
-            written = {key for key, _ in records}
-            store = self.store
-            records[-1:-1] = [(key, store.get(key)) for key in sorted(self.repairs - written)]
-            self.repairs.clear()
-        checkpointed(self.engine)
-        self.dirty = False
-        self._writing = asyncio.ensure_future(self._write(records, stats))
-        return sum(len(key) + len(value or b"") for key, value in records)
-
-    async def _write(self, records: list[Record], stats: WorkerStats) -> None:
-        assert self.store is not None and self.changelog is not None
-        started = time.monotonic()
-        position = await self.changelog.write(records)
-        await asyncio.to_thread(self.store.write, records, {"offset": position})
-        # Only now may users leave memory: the store holds their latest records.
-        self.engine.users.evict()
-        stats.longest_checkpoint_write_s = max(stats.longest_checkpoint_write_s,
-                                               time.monotonic() - started)
-
-    async def written(self) -> None:
-        """Wait until the last checkpoint is in the changelog and the store (raises what
-        writing it raised)."""
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            await writing
 
 
 class PipelineWorker(ConsumerRebalanceListener):
@@ -314,6 +99,15 @@ class PipelineWorker(ConsumerRebalanceListener):
         self._failure: BaseException | None = None
         #: When partitions were last assigned: a restore is not idleness.
         self._assigned_at = 0.0
+        #: Whether the group has assigned this worker its share (perhaps none) yet.
+        self._joined = False
+        #: When the loop last completed an iteration (monotonic, and Unix time for metrics).
+        self._beat = time.monotonic()
+        self._beat_wall = 0.0
+        self.registry = worker_registry(self, settings.group_id)
+        self.server = OperationsServer(self, self.registry, settings.http_host,
+                                       settings.http_port, settings.health_stall_s)
+        self.progress = ProgressLog(self.stats, settings.progress_interval_s)
 
     @property
     def replica(self) -> MerchantReplica | None:
@@ -323,9 +117,57 @@ class PipelineWorker(ConsumerRebalanceListener):
     def stop(self) -> None:
         self._stopping.set()
 
+    # -- what operators see (agents.observability) ------------------------------------------
+    @property
+    def restoring(self) -> dict[int, RestoreResult]:
+        return self._restorer.in_progress
+
+    @property
+    def last_iteration(self) -> float:
+        return self._beat_wall
+
+    def input_lag(self) -> Iterable[tuple[str, int, int]]:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        for partition, task in sorted(self.tasks.items()):
+            for topic in sorted(task.positioned):
+                highwater = consumer.highwater(TopicPartition(topic, partition))
+                if highwater is not None:
+                    yield topic, partition, max(0, highwater - task.offsets.get(topic, 0))
+
+    def ready(self) -> bool:
+        return self.readiness()[0]
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready once the group has assigned this worker its partitions and each is restored
+        and has read every input to the end the broker reported."""
+        catching_up = sorted(partition for partition, task in self.tasks.items()
+                             if not task.reached_end_of_inputs())
+        restoring = sorted(self.restoring)
+        ready = self._joined and not restoring and not catching_up
+        return ready, {"joined": self._joined, "partitions": sorted(self.tasks),
+                       "restoring": restoring, "catching_up": catching_up}
+
+    def health(self, stall_s: float) -> tuple[bool, dict[str, Any]]:
+        """Alive while the loop iterates, or a restore reads the changelog (the loop waits
+        for it; a restore that stalls fails the worker by itself)."""
+        since = time.monotonic() - self._beat
+        alive = since <= stall_s or bool(self.restoring)
+        return alive, {"seconds_since_iteration": round(since, 3),
+                       "restoring": sorted(self.restoring)}
+
     async def run(self) -> WorkerStats:
-        settings = self.settings
         tune_gc()
+        self._beat = time.monotonic()
+        await self.server.start()
+        try:
+            return await self._run()
+        finally:
+            await self.server.stop()
+
+    async def _run(self) -> WorkerStats:
+        settings = self.settings
         await asyncio.to_thread(ensure_topics, settings)
         common = client_config(settings)
         consumer = AIOKafkaConsumer(
@@ -357,7 +199,8 @@ class PipelineWorker(ConsumerRebalanceListener):
                 await self._loop(consumer)
                 if self._failure is None:
                     async with self._lock:
-                        await self._save_state(list(self.tasks), with_replica=True)
+                        await self._save_state(list(self.tasks), with_replica=True,
+                                               at_once=True)
                         for task in self.tasks.values():
                             await task.written()
             finally:
@@ -380,7 +223,7 @@ class PipelineWorker(ConsumerRebalanceListener):
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         settings = self.settings
-        last_checkpoint = last_activity = last_replica_save = time.monotonic()
+        last_activity = last_replica_save = time.monotonic()
         max_buffered = _BUFFERED_BATCHES * settings.max_batch
         backlog = gated = False
         while not self._stopping.is_set():
@@ -399,7 +242,7 @@ class PipelineWorker(ConsumerRebalanceListener):
                     if task is None:  # revoked while the fetch was in flight
                         continue
                     new = task.push(tp.topic, records, now)
-                    self.stats.records_in += new
+                    self.stats.records_in_by_topic[tp.topic] += new
                     self.stats.records_skipped += len(records) - new
                 # How far this worker has seen its inputs reach: the replica must have read
                 # that far too before it takes them for silent (its fetches can lag ours).
@@ -416,7 +259,7 @@ class PipelineWorker(ConsumerRebalanceListener):
                             consumer.pause(tp)
                         elif tp in consumer.paused():
                             consumer.resume(tp)
-                        task.aligner.set_caught_up(tp.topic, await caught_up(consumer, tp))
+                        task.input_caught_up(tp.topic, await caught_up(consumer, tp))
                 if self.feed is not None and self.tasks:  # a standby worker replicates nothing
                     demands = [d for d in (t.demand() for t in self.tasks.values())
                                if d is not None]
@@ -428,31 +271,38 @@ class PipelineWorker(ConsumerRebalanceListener):
                 share = -(-settings.max_batch // max(1, len(self.tasks)))
                 budget = settings.max_iteration_ms / 1000 / max(1, len(self.tasks))
                 until = self._replica_ready()
+                slice_users = max(1, _CHECKPOINT_SLICE_USERS // max(1, len(self.tasks)))
                 for index, task in enumerate(self.tasks.values(), start=1):
                     # Each task's slice of the time budget; time one leaves unused rolls over.
                     outputs = task.drain(now, share, now + budget * index, until,
                                          self._output_topics[DEAD_LETTER], self.stats)
                     if outputs:
                         await self._send(outputs)
+                        self._observe_latency(task.output_timestamps)
                     backlog = backlog or task.backlogged
                     gated = gated or task.gated
+                    if task.taking:  # behind a backlog, throughput first: all at once
+                        task.encode_checkpoint(self.stats, None if backlog else slice_users)
                 if batch:
                     if self.stats.first_activity is None:
                         self.stats.first_activity = now
                     last_activity = self.stats.last_activity = now
                 if self.stats.applied + self.stats.dead_letters > applied_before:
                     last_activity = self.stats.last_activity = time.monotonic()
-                if now - last_checkpoint >= settings.checkpoint_interval_s:
-                    with_replica = (now - last_replica_save
-                                    >= settings.replica_checkpoint_interval_s)
-                    await self._save_state([p for p, t in self.tasks.items() if t.dirty],
-                                           with_replica)
-                    last_checkpoint = now
+                # One partition's checkpoint per iteration at most: taking one holds the
+                # stream for its flush, commit and models, so the partitions take turns.
+                due = self._checkpoint_due(now)
+                with_replica = (now - last_replica_save
+                                >= settings.replica_checkpoint_interval_s)
+                if due is not None or with_replica:
+                    await self._save_state([] if due is None else [due], with_replica)
                     if with_replica:
                         last_replica_save = now
-                self.stats.longest_iteration_s = max(
-                    self.stats.longest_iteration_s, time.monotonic() - now
-                )
+                self._beat = finished = time.monotonic()
+                self._beat_wall = time.time()
+                self.stats.iterated(finished - now)
+                if self.tasks:
+                    self._report_progress(finished)
             if (
                 self.stop_after_idle_s is not None
                 and now - max(last_activity, self._assigned_at) >= self.stop_after_idle_s
@@ -460,6 +310,32 @@ class PipelineWorker(ConsumerRebalanceListener):
             ):
                 log.info("no input for %.1f s: stopping", self.stop_after_idle_s)
                 break
+
+    def _observe_latency(self, timestamps: list[int]) -> None:
+        """From each record's broker timestamp (ms) to now, when its outputs were sent."""
+        now_ms = time.time() * 1000
+        observe = self.stats.output_latency_seconds.observe
+        for timestamp in timestamps:
+            if timestamp >= 0:
+                observe(max(0.0, now_ms - timestamp) / 1000)
+
+    def _report_progress(self, now: float) -> None:
+        if self.progress.interval_s <= 0:
+            return
+        clocks = [task.engine.watermark for task in self.tasks.values()
+                  if task.engine.watermark is not None]
+        lag = sum(records for _, _, records in self.input_lag())
+        self.progress.tick(now, lag, min(clocks) if clocks else None)
+
+    def _checkpoint_due(self, now: float) -> int | None:
+        """The changed partition whose checkpoint is most overdue, if one is due."""
+        due = [(task.next_checkpoint, partition) for partition, task in self.tasks.items()
+               if task.dirty and task.next_checkpoint <= now]
+        if not due:
+            return None
+        partition = min(due)[1]
+        self.tasks[partition].next_checkpoint = now + self.settings.checkpoint_interval_s
+        return partition
 
     def _replica_ready(self) -> int | None:
         """The latest event time the tasks may apply now (None: no replica to wait for)."""
@@ -469,10 +345,11 @@ class PipelineWorker(ConsumerRebalanceListener):
         ready = replica.ready_until()
         return UNTIMED if ready is None else ready
 
-    async def _save_state(self, partitions: list[int], with_replica: bool) -> None:
+    async def _save_state(self, partitions: list[int], with_replica: bool, *,
+                          at_once: bool = False) -> None:
         """Checkpoint ``partitions``, let the replica forget what no task needs any more, and
         save the replica too if asked (a standby worker, with no tasks, has none to save)."""
-        await self._checkpoint(partitions)
+        await self._checkpoint(partitions, at_once=at_once)
         self._evict_merchants()
         if with_replica and self.feed is not None and self.tasks:
             await self.feed.save()
@@ -495,11 +372,12 @@ class PipelineWorker(ConsumerRebalanceListener):
             await producer.send(
                 topic, orjson.dumps(output.value), key=output.key.encode() if output.key else None
             )
-            self.stats.outputs[output.stream] += 1
+            self.stats.count_output(output.stream, output.value)
 
-    async def _checkpoint(self, partitions: list[int]) -> None:
-        """Make outputs durable, commit the offsets, then write each partition's changes to
-        the changelog and the local store."""
+    async def _checkpoint(self, partitions: list[int], *, at_once: bool = False) -> None:
+        """Make outputs durable, commit the offsets, then take each partition's changes to
+        write them to the changelog and the local store (``at_once``: encoded now, not
+        between the next batches)."""
         if not partitions:
             return
         assert self._producer is not None and self._consumer is not None
@@ -520,12 +398,8 @@ class PipelineWorker(ConsumerRebalanceListener):
             except Exception as exc:  # committed offsets only feed lag monitoring
                 log.warning("offset commit failed (state is safe in the store): %r", exc)
         for partition in partitions:
-            size = await self.tasks[partition].checkpoint(self.stats)
-            self.stats.checkpoint_bytes += size
-            log.debug("partition %d checkpoint: %d bytes", partition, size)
-        self.stats.checkpoints += 1
-        self.stats.longest_checkpoint_s = max(self.stats.longest_checkpoint_s,
-                                              time.monotonic() - started)
+            await self.tasks[partition].checkpoint(self.stats, at_once=at_once)
+        self.stats.checkpoint_taken(time.monotonic() - started)
 
     # -- rebalance listener ------------------------------------------------------------------
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -533,7 +407,7 @@ class PipelineWorker(ConsumerRebalanceListener):
         if not partitions:
             return
         async with self._lock:
-            await self._checkpoint(partitions)
+            await self._checkpoint(partitions, at_once=True)
             for partition in partitions:
                 task = self.tasks.pop(partition)
                 await task.written()
@@ -576,6 +450,7 @@ class PipelineWorker(ConsumerRebalanceListener):
                 task.seeked(tp.topic, offset)
             consumer.resume(*assigned)
             self._assigned_at = time.monotonic()
+            self._joined = True
 
     async def _restore(self, partition: int) -> PartitionTask:
         """Bring the partition's local store up to its changelog, and read its engine."""
@@ -591,8 +466,12 @@ class PipelineWorker(ConsumerRebalanceListener):
             store.close()
             raise
         task = PartitionTask(partition, engine, offsets, settings, replica, store=store,
-                             changelog=ChangelogWriter(producer, self.changelog_topic, partition))
+                             changelog=ChangelogWriter(producer, self.changelog_topic, partition),
+                             stats=self.stats)
         task.repairs = restored.discarded
+        # Partitions take turns: their checkpoints are spread over the interval.
+        interval = settings.checkpoint_interval_s
+        task.next_checkpoint = time.monotonic() + interval * (1 + partition % 4 / 4)
         figures = {"partition": partition, "changelog_records": restored.records,
                    "checkpoints": restored.checkpoints, "users": restored.users,
                    "seconds": round(restored.seconds, 3), "from_offset": restored.started_from,

@@ -69,7 +69,7 @@ class RiskEngine:
         #: Every user of the partition, or (backed by a store) the recently changed ones.
         self.users = UserCache()
         #: Merchant-side activity: of the purchases this engine sees, or of every partition
-        #: when a worker attaches its replica (see README, "Topology").
+        #: when a worker attaches its replica (docs/architecture.md).
         self.merchants = self._own_merchants()
         self.feeds_merchants = True
         #: Highest event time applied so far; drives expiries and the lateness policy.

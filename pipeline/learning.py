@@ -14,7 +14,7 @@ every one is learned, weighted by the share, so the odds stay those of a uniform
 expectation. They are what teaches the classifier how much a merchant's known frauds mean, and
 sampled like the others they were too few for weeks (handbook dev file, pure core, AP of the
 test weeks of its first two months: 0.50, 0.65, 0.60, 0.48, 0.58, 0.68 -> 0.63, 0.65, 0.56,
-0.70, 0.70, 0.72; README, "Quality on the Fraud Detection Handbook").
+0.70, 0.70, 0.72; docs/quality.md).
 
 :class:`FraudClassifier` is river's logistic regression on standardised, fixed transforms of
 the purchase features -- amounts against the user's own history (its means, and its medians,
@@ -247,7 +247,7 @@ class FraudClassifier(AveragedLogisticRegression):
     needs both (handbook week, pure core: AP 0.727 -> 0.734, limit cuts 1,716 with 61.5 %
     caused by a fraud -> 1,463 with 71.4 %; the average alone: AP 0.739 but 1,954 cuts,
     54.6 %). The learning rate, 0.01, was chosen on all twenty test weeks of the handbook's dev
-    file, where 0.005 does as well (README).
+    file, where 0.005 does as well (docs/quality.md).
     """
 
     def __init__(self, learning_rate: float = 0.01, l2: float = 1e-5, min_frauds: int = 30,

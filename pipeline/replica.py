@@ -2,7 +2,7 @@
 
 Users are partitioned by user, merchants are not: the purchases of one merchant reach every
 partition. Each worker therefore keeps one :class:`MerchantReplica`, fed with the purchases and
-fraud labels of *every* partition, that all its engines query (README, "Topology").
+fraud labels of *every* partition, that all its engines query (docs/architecture.md).
 
 The replica reads ahead of the engines, each input partition in its own order, yet every
 purchase gets the answer a single engine reading everything in event-time order would give:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -13,6 +14,10 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from schemas import SCHEMA_TOPICS, load_schema
+
+# Workers started by tests (several at once, in this process or in subprocesses that inherit
+# the environment) serve their metrics on a free port each, not on the default one.
+os.environ["RISKSTREAM_HTTP_PORT"] = "0"
 
 #: The shared data beside the project root (absent from a user's clone: tests skip).
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

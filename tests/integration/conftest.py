@@ -76,7 +76,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
     env = {key: value for key, value in os.environ.items() if not key.startswith("RISKSTREAM_")}
     for name in ("bootstrap_servers", "topic_prefix", "group_id", "state_dir", "partitions",
-                 "session_timeout_ms", "checkpoint_interval_s", "replica_checkpoint_interval_s"):
+                 "session_timeout_ms", "checkpoint_interval_s", "replica_checkpoint_interval_s",
+                 "http_port"):
         env[f"RISKSTREAM_{name.upper()}"] = str(getattr(settings, name))
     return env
 

@@ -2,7 +2,7 @@
 
 riskstream is built around them: each test says what depends on the defect. If one of these
 fails, Tansu changed -- re-read the note and revisit the code it names. None of them holds on
-Apache Kafka; README "Guarantees" says what holds where.
+Apache Kafka; docs/guarantees.md says what holds where.
 """
 
 from __future__ import annotations

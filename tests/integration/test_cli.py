@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import orjson
@@ -102,10 +103,11 @@ def test_faust_entry_point_runs_the_same_pipeline(
     replay_files(settings, [history_file], progress=False)
     faust = shutil.which("faust", path=str(BIN))
     assert faust is not None
+    port = free_port()
     process = subprocess.Popen([faust, "-A", "agents.app", "worker", "-l", "warn",
                                 "--without-web"],
-                               env=settings_env(settings), cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               env={**settings_env(settings), "RISKSTREAM_HTTP_PORT": str(port)},
+                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         expected = sum(len(ids) for ids in small_history.burst_transactions.values())
         alerts: list = []
@@ -113,6 +115,15 @@ def test_faust_entry_point_runs_the_same_pipeline(
         while len(alerts) < expected and time.monotonic() < deadline:
             alerts = read_outputs(settings, streams=("alerts",), idle_s=1.0)
         assert len(alerts) == expected
+        # The same endpoints as `riskstream worker`, with the same counts.
+        base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(f"{base}/healthz", timeout=5) as answer:
+            assert answer.status == 200
+        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as answer:
+            metrics = answer.read().decode()
+        raised = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                     if line.startswith("riskstream_alerts_total{"))
+        assert raised == expected
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -123,6 +134,19 @@ def test_faust_entry_point_runs_the_same_pipeline(
     assert process.returncode == 0, stderr[-2000:]
     stores = list((settings.state_dir / settings.group_id).glob("partition-*.rocksdb"))
     assert len(stores) == settings.partitions
+
+
+def test_a_worker_whose_metrics_port_is_taken_says_so_in_one_line(settings: Settings) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = riskstream("worker", env={**settings_env(settings),
+                                         "RISKSTREAM_HTTP_PORT": str(port)}, timeout=60)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"127.0.0.1:{port}" in lines[0] and "RISKSTREAM_HTTP_PORT" in lines[0]
 
 
 def test_wrong_credentials_give_one_clear_error_and_never_show_the_secret(

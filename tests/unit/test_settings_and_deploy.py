@@ -22,6 +22,19 @@ def test_every_setting_is_documented_in_the_env_example() -> None:
     assert documented == {name.upper() for name in Settings.model_fields}
 
 
+def test_the_env_example_reads_as_docker_does_and_gives_the_defaults() -> None:
+    """``docker --env-file`` takes everything after ``=`` as the value (no inline comments):
+    read that way, every line is a valid setting equal to its default."""
+    values = {}
+    for line in (ROOT / "deploy" / "riskstream.env.example").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            values[name.removeprefix("RISKSTREAM_").lower()] = value
+    configured = Settings(**values)
+    for name in values:
+        assert getattr(configured, name) == Settings.model_fields[name].default, name
+
+
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RISKSTREAM_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
     monkeypatch.setenv("RISKSTREAM_PARTITIONS", "12")
