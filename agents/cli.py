@@ -28,6 +28,16 @@ def _settings(**overrides: Any) -> Settings:
     return Settings(**{key: value for key, value in overrides.items() if value is not None})
 
 
+def _cluster(**overrides: Any) -> Settings:
+    """Settings for a command that talks to the brokers, which must be reachable: a wrong or
+    absent address fails within seconds in one line, not after the clients' retries."""
+    from agents.kafka import check_reachable
+
+    settings = _settings(**overrides)
+    check_reachable(settings)
+    return settings
+
+
 def _bootstrap_option(function: Any) -> Any:
     return click.option(
         "--bootstrap", "bootstrap_servers", envvar=f"{_ENV}BOOTSTRAP_SERVERS", show_envvar=True,
@@ -42,13 +52,25 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         from aiokafka.errors import KafkaError as AIOKafkaError
         from kafka.errors import KafkaError
+        from pydantic import ValidationError
 
         from pipeline.exceptions import RiskstreamError
 
         try:
             return super().invoke(ctx)
+        except ValidationError as error:
+            raise click.ClickException(_settings_error(error)) from None
         except (KafkaError, AIOKafkaError, RiskstreamError, OSError) as error:
             raise click.ClickException(f"{type(error).__name__}: {error}") from None
+
+
+def _settings_error(error: Any) -> str:
+    """A settings error as one line naming each variable, its value and the form expected."""
+    problems = []
+    for problem in error.errors():
+        name = f"{_ENV}{str(problem['loc'][0]).upper()}" if problem["loc"] else "settings"
+        problems.append(f"{name}={problem.get('input')!s}: {problem['msg']}")
+    return "invalid setting: " + "; ".join(problems)
 
 
 @click.group(cls=_Commands,
@@ -101,7 +123,7 @@ def topics(bootstrap_servers: str | None) -> None:
     from agents.kafka import ensure_topics
     from agents.topics import INPUT_TOPICS, OUTPUT_TOPICS
 
-    settings = _settings(bootstrap_servers=bootstrap_servers)
+    settings = _cluster(bootstrap_servers=bootstrap_servers)
     ensure_topics(settings)
     names = [settings.topic(name) for name in INPUT_TOPICS + OUTPUT_TOPICS]
     names.append(settings.changelog_topic())
@@ -122,7 +144,7 @@ def worker(bootstrap_servers: str | None, state_dir: Path | None, group_id: str 
     """Consume transactions, repayments and labels; emit alerts and limit adjustments."""
     from agents.worker import PipelineWorker
 
-    settings = _settings(
+    settings = _cluster(
         bootstrap_servers=bootstrap_servers, state_dir=state_dir, group_id=group_id
     )
     pipeline = PipelineWorker(settings, stop_after_idle_s=stop_after_idle)
@@ -209,12 +231,15 @@ def state(bootstrap_servers: str | None, user_id: str, source: str, state_dir: P
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=20_000,
               help="Flush and record progress every N events.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--max-rejected-share", type=click.FloatRange(0, 1), default=0.5,
+              help="Exit with status 1 when more than this share of the records was "
+              "rejected (always when every record was).")
 def replay(bootstrap_servers: str | None, files: tuple[Path, ...], input_format: str,
            column_map: str | None, event_type: str | None, currency: str | None,
            timezone: str | None, label_delay_days: float, cohort_size: int | None,
            speed: float | None,
            rate: float | None, rejects: Path, resume: bool, progress_file: Path | None,
-           checkpoint_every: int, no_progress: bool) -> None:
+           checkpoint_every: int, no_progress: bool, max_rejected_share: float) -> None:
     """Validate event files (JSONL, CSV, Parquet; .gz) and produce them in event-time order."""
     from agents.replay import replay_files
     from pipeline.adapters import ColumnMapping
@@ -234,12 +259,18 @@ def replay(bootstrap_servers: str | None, files: tuple[Path, ...], input_format:
         label_delay=round(label_delay_days * DAY), currency=currency, cohort_size=cohort_size,
     )
     summary = replay_files(
-        _settings(bootstrap_servers=bootstrap_servers), list(files), options=options,
+        _cluster(bootstrap_servers=bootstrap_servers), list(files), options=options,
         speed=speed, rate=rate, rejects_path=rejects,
         progress_path=progress_file or rejects.with_name("replay-progress.json"),
         resume=resume, checkpoint_every=checkpoint_every, progress=not no_progress,
     )
     click.echo(summary.describe())
+    read = summary.total_sent + summary.rejected
+    if summary.rejected and (summary.rejected == read
+                             or summary.rejected > max_rejected_share * read):
+        raise click.ClickException(
+            f"{summary.rejected:,} of {read:,} records were rejected (more than "
+            f"--max-rejected-share {max_rejected_share:g}); their reasons are in {rejects}")
 
 
 @main.command()
@@ -256,9 +287,10 @@ def alerts(bootstrap_servers: str | None, user: str | None, min_severity: str | 
     from agents.monitor import follow, matches, render
 
     keep = matches(user, min_severity)
+    settings = _cluster(bootstrap_servers=bootstrap_servers)
     try:
         for stream, record in follow(
-            _settings(bootstrap_servers=bootstrap_servers), from_beginning=from_beginning,
+            settings, from_beginning=from_beginning,
             idle_timeout_s=idle_timeout,
         ):
             if not keep(stream, record):

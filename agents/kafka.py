@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import time
 from typing import Any
 
@@ -25,8 +26,15 @@ from agents.topics import (
     REPLICATED_TOPICS,
 )
 
-__all__ = ["CHANGELOG_MAX_MESSAGE_BYTES", "caught_up", "changelog_config", "client_config",
-           "ensure_topics", "wait_for_broker"]
+__all__ = [
+    "CHANGELOG_MAX_MESSAGE_BYTES",
+    "caught_up",
+    "changelog_config",
+    "check_reachable",
+    "client_config",
+    "ensure_topics",
+    "wait_for_broker",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,30 @@ async def caught_up(consumer: AIOKafkaConsumer, tp: TopicPartition, seen: int = 
     (tests/integration)."""
     highwater = consumer.highwater(tp)
     return None if highwater is None else await consumer.position(tp) >= max(highwater, seen)
+
+
+def check_reachable(settings: Settings, timeout_s: float = 3.0) -> None:
+    """Fail fast, in one clear line, when no bootstrap address accepts a connection within
+    ``timeout_s`` (the Kafka clients would retry for half a minute, logging as they go)."""
+    addresses = [address.strip() for address in settings.bootstrap_servers.split(",")]
+    deadline = time.monotonic() + timeout_s
+    reason = ""
+    while True:
+        for address in addresses:
+            host, _, port = address.rpartition(":") if ":" in address else (address, "", "9092")
+            try:
+                with socket.create_connection((host.strip("[]"), int(port)),
+                                              timeout=max(0.1, min(2.0, timeout_s))):
+                    return
+            except (OSError, ValueError) as error:
+                reason = getattr(error, "strerror", None) or str(error)
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.25)
+    raise BrokerError(
+        f"no Kafka broker reachable at {settings.bootstrap_servers} ({reason}): start the "
+        "development broker with `riskstream broker`, or point RISKSTREAM_BOOTSTRAP_SERVERS "
+        "(--bootstrap) at your cluster")
 
 
 def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:

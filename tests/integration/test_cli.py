@@ -59,6 +59,36 @@ def test_broker_command_starts_creates_topics_and_stops_on_ctrl_c(tmp_path: Path
             process.kill()
 
 
+def test_the_broker_command_refuses_a_taken_port_and_never_outlives_its_command() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = riskstream("broker", "--port", str(port), env={}, timeout=30)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in done.stderr.strip().splitlines()[-1]
+
+    port = free_port()
+    process = subprocess.Popen([str(BIN / "riskstream"), "broker", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    deadline = time.monotonic() + 30
+    line = ""
+    while time.monotonic() < deadline and "broker ready" not in line:
+        line = process.stdout.readline()
+    assert "broker ready" in line
+    process.kill()  # kill -9: no chance to stop its broker
+    process.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        except OSError:
+            return  # the broker went with it
+        time.sleep(0.2)
+    raise AssertionError(f"a broker still listens on {port} after its command was killed")
+
+
 def test_replay_reports_rejects_then_worker_and_alerts_commands(
     settings: Settings, small_history: DemoHistory, tmp_path: Path
 ) -> None:
@@ -93,6 +123,23 @@ def test_replay_reports_rejects_then_worker_and_alerts_commands(
     done = riskstream("alerts", "--user", user, "--idle-timeout", "2", env=env)
     assert done.returncode == 0 and f"user {user}" in done.stdout
     assert all(f"user {user}" in line for line in done.stdout.splitlines() if "user " in line)
+
+
+def test_a_replay_that_rejects_every_record_or_most_of_them_fails(
+    settings: Settings, small_history: DemoHistory, tmp_path: Path
+) -> None:
+    env = settings_env(settings)
+    events = small_history.events[:10]
+    for bad, status in ((10, 1), (6, 1), (5, 0)):
+        path = tmp_path / f"bad-{bad}.jsonl"
+        path.write_bytes(b"".join(b"{oops\n" if index < bad else orjson.dumps(event) + b"\n"
+                                  for index, event in enumerate(events)))
+        done = riskstream("replay", str(path), "--rejects", str(tmp_path / f"r{bad}.jsonl"),
+                          "--no-progress", env=env)
+        assert done.returncode == status, (bad, done.stdout, done.stderr)
+        if status:
+            last = done.stderr.strip().splitlines()[-1]
+            assert f"{bad} of 10 records were rejected" in last and "Traceback" not in done.stderr
 
 
 def test_faust_entry_point_runs_the_same_pipeline(
