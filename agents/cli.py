@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 import threading
@@ -58,6 +59,9 @@ class _Commands(click.Group):
 
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as cat does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except ValidationError as error:
             raise click.ClickException(_settings_error(error)) from None
         except (KafkaError, AIOKafkaError, RiskstreamError, OSError) as error:

@@ -124,6 +124,14 @@ def test_replay_reports_rejects_then_worker_and_alerts_commands(
     assert done.returncode == 0 and f"user {user}" in done.stdout
     assert all(f"user {user}" in line for line in done.stdout.splitlines() if "user " in line)
 
+    # Read by `head -1`: the reader goes away, and the monitor stops quietly.
+    reader = subprocess.Popen([str(BIN / "riskstream"), "alerts", "--idle-timeout", "5"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader.stdout is not None and reader.stdout.readline()
+    reader.stdout.close()
+    _, stderr = reader.communicate(timeout=60)
+    assert reader.returncode == 0 and b"Error" not in stderr, stderr
+
 
 def test_a_replay_that_rejects_every_record_or_most_of_them_fails(
     settings: Settings, small_history: DemoHistory, tmp_path: Path
