@@ -320,7 +320,7 @@ class PipelineWorker(ConsumerRebalanceListener):
                 observe(max(0.0, now_ms - timestamp) / 1000)
 
     def _report_progress(self, now: float) -> None:
-        if self.progress.interval_s <= 0:
+        if self.progress.interval_s <= 0 or not self.progress.due(now):
             return
         clocks = [task.engine.watermark for task in self.tasks.values()
                   if task.engine.watermark is not None]

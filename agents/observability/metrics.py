@@ -69,6 +69,15 @@ def _counter(name: str, documentation: str, label: str, counts: dict[str, int]
     return family
 
 
+def _lag(name: str, documentation: str, rows: Iterable[tuple[str, int, int]]
+         ) -> GaugeMetricFamily:
+    """A gauge of records behind, per (topic, partition)."""
+    family = GaugeMetricFamily(name, documentation, labels=["topic", "partition"])
+    for topic, partition, records in rows:
+        family.add_metric([topic, str(partition)], records)
+    return family
+
+
 class WorkerCollector(Collector):
     """Every metric of one worker, read when scraped."""
 
@@ -140,12 +149,8 @@ class WorkerCollector(Collector):
         tasks = dict(worker.tasks)
         yield GaugeMetricFamily("riskstream_assigned_partitions",
                                 "Partitions this worker owns.", value=len(tasks))
-        lag = GaugeMetricFamily("riskstream_consumer_lag_records", "Records of an input "
-                                "partition not applied yet (broker's end minus next offset).",
-                                labels=["topic", "partition"])
-        for topic, partition, records in worker.input_lag():
-            lag.add_metric([topic, str(partition)], records)
-        yield lag
+        yield _lag("riskstream_consumer_lag_records", "Records of an input partition not "
+                   "applied yet (broker's end minus next offset).", worker.input_lag())
         clock = GaugeMetricFamily("riskstream_event_time_seconds", "Newest event time "
                                   "applied (Unix seconds).", labels=["partition"])
         behind = GaugeMetricFamily("riskstream_event_time_lag_seconds", "Wall clock minus "
@@ -181,12 +186,8 @@ class WorkerCollector(Collector):
         feed = self.worker.feed
         if feed is None or feed.replica is None:
             return
-        lag = GaugeMetricFamily("riskstream_merchant_replica_lag_records", "Records of a "
-                                "partition the merchant replica has not read yet.",
-                                labels=["topic", "partition"])
-        for topic, partition, records in feed.lag():
-            lag.add_metric([topic, str(partition)], records)
-        yield lag
+        yield _lag("riskstream_merchant_replica_lag_records", "Records of a partition the "
+                   "merchant replica has not read yet.", feed.lag())
         yield CounterMetricFamily("riskstream_merchant_replica_applied", "Purchases and "
                                   "labels the merchant replica applied.", value=feed.applied)
         yield GaugeMetricFamily("riskstream_merchant_replica_purchases", "Purchases the "

@@ -24,6 +24,11 @@ class ProgressLog:
         self._dead = 0
         self._outputs: Counter[str] = Counter()
 
+    def due(self, now: float) -> bool:
+        """Whether :meth:`tick` may write a line now (so the caller gathers its figures only
+        then)."""
+        return self._at is None or now - self._at >= self.interval_s
+
     def tick(self, now: float, lag: int, event_time: int | None) -> str | None:
         """Log (and return) a line if ``interval_s`` has passed since the last one and the
         worker has applied something since; ``now``: monotonic seconds."""
