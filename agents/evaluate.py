@@ -454,8 +454,9 @@ def evaluate_handbook(data: Path | Sequence[Path], out: Path, bootstrap: str | N
         paths, bootstrap, options, (SCORES, LIMIT_ADJUSTMENTS),
         default_limit_minor=HANDBOOK_LIMIT_MINOR,
     )
+    policy = settings.risk_config()
     metrics, test = _measure(written[SCORES], written[LIMIT_ADJUSTMENTS], truth, train_start,
-                             settings.alert_threshold, settings.cut_threshold,
+                             policy.alert_threshold, policy.cut_threshold,
                              options.label_delay)
     metrics["test_week"] = week
     metrics["histories"] = [path.name for path in paths]

@@ -2,7 +2,8 @@
 
 from pipeline.exceptions import RiskstreamError
 
-__all__ = ["BrokerError", "ConfigurationError", "EmptyTestWeekError", "RiskstreamError"]
+__all__ = ["BrokerError", "ConfigurationError", "EmptyTestWeekError", "RiskstreamError",
+           "StaleStateError"]
 
 
 class ConfigurationError(RiskstreamError):
@@ -15,3 +16,8 @@ class BrokerError(RiskstreamError):
 
 class EmptyTestWeekError(RiskstreamError):
     """An evaluation's test week in which the history has no purchase."""
+
+
+class StaleStateError(RiskstreamError):
+    """Stored state whose input offsets lie beyond the end of the input topics: written
+    against topics that were deleted and created again since."""

@@ -33,6 +33,7 @@ __all__ = [
     "check_reachable",
     "client_config",
     "ensure_topics",
+    "fetched_end_offsets",
     "wait_for_broker",
 ]
 
@@ -159,3 +160,34 @@ def ensure_topics(settings: Settings) -> None:
             f"input topics must have the same partition count to be co-partitioned by user, "
             f"found {counts}"
         )
+
+
+async def fetched_end_offsets(settings: Settings, partitions: list[TopicPartition],
+                              timeout_s: float = 5.0) -> dict[TopicPartition, int]:
+    """The end offset of each partition as a fetch reports it (its high watermark).
+
+    ``ListOffsets`` is not enough everywhere: the embedded broker answers it with the first
+    offset of the last record batch plus one, short of the end whenever that batch holds
+    more than one record. A fetch from just before that answer reports the true end.
+    """
+    consumer = AIOKafkaConsumer(**client_config(settings), enable_auto_commit=False,
+                                group_id=None, auto_offset_reset="latest")
+    await consumer.start()
+    try:
+        listed = await consumer.end_offsets(partitions)
+        nonempty = [tp for tp in partitions if listed.get(tp)]
+        if not nonempty:
+            return {tp: listed.get(tp) or 0 for tp in partitions}
+        consumer.assign(nonempty)
+        for tp in nonempty:
+            consumer.seek(tp, listed[tp] - 1)
+        deadline = time.monotonic() + timeout_s
+        while (any(consumer.highwater(tp) is None for tp in nonempty)
+               and time.monotonic() < deadline):
+            await consumer.getmany(timeout_ms=200)
+        ends = {tp: listed.get(tp) or 0 for tp in partitions}
+        for tp in nonempty:
+            ends[tp] = max(ends[tp], consumer.highwater(tp) or 0)
+        return ends
+    finally:
+        await consumer.stop()

@@ -175,6 +175,7 @@ class PartitionTask:
                 except InvalidEvent as error:
                     event = _Rejected(error)
             stats.dead_letters_by_reason[event.error.kind] += 1
+            stats.dead_letter_example[event.error.kind] = event.error.reason
             timestamps.append(record.timestamp)
             outputs.append(Output(dead_letter_topic, record.key.decode("utf-8", "replace")
                                   if record.key else "", dead_letter(

@@ -8,6 +8,7 @@ security fields change.
 from __future__ import annotations
 
 import ssl
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -15,8 +16,14 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.config import RiskConfig
+from pipeline.exceptions import PolicyError
+from pipeline.policy_file import load_policy
 
-__all__ = ["Settings"]
+__all__ = ["POLICY_OVERRIDES", "Settings"]
+
+#: Policy keys a variable may override (the rest only in the policy file).
+POLICY_OVERRIDES = ("currency", "default_limit_minor", "max_limit_minor", "alert_threshold",
+                    "cut_threshold", "raise_max_default_risk", "freeze_default_risk")
 
 
 class Settings(BaseSettings):
@@ -47,6 +54,11 @@ class Settings(BaseSettings):
         description="Where workers keep each partition's local state store (RocksDB) and the "
         "merchant replica's store. Optional for correctness: a partition whose store is "
         "missing restores it from the group's changelog topic.",
+    )
+    fresh_state: bool = Field(
+        False, description="Start afresh a partition whose stored state resumes its inputs "
+        "beyond their end (the topics were recreated since): its state is dropped, from the "
+        "changelog too. Off: such a worker stops with an error that says so.",
     )
     checkpoint_interval_s: float = Field(
         2.0, gt=0, description="Wall seconds between a partition's checkpoints: the users "
@@ -124,24 +136,32 @@ class Settings(BaseSettings):
         description="Port of Faust's web server (bound to 127.0.0.1) under `faust worker`.",
     )
 
-    currency: str = Field("CNY", description="The credit line's currency.")
-    default_limit_minor: int = Field(
-        500_000, gt=0, description="Opening limit of a new user, in minor units."
+    policy_file: Path | None = Field(
+        None, description="The risk policy (TOML): thresholds, severity bands, cuts and raise "
+        "rules (docs/configuration.md). Unset: the defaults. The variables below override "
+        "single keys of it.",
     )
-    max_limit_minor: int = Field(
-        5_000_000, gt=0, description="Cap of any automatic limit increase, in minor units."
+    currency: str | None = Field(
+        None, description="Overrides the policy's [line] currency, the credit line's currency."
     )
-    alert_threshold: float = Field(0.7, gt=0, le=1, description="Score that raises an alert.")
-    cut_threshold: float = Field(
-        0.8, gt=0, le=1, description="Score at which an alert also cuts available credit."
+    default_limit_minor: int | None = Field(
+        None, gt=0, description="Overrides the policy's [line] default_limit_minor."
     )
-
-    raise_max_default_risk: float = Field(
-        0.05, ge=0, le=1,
-        description="Highest default probability at which a line with statements is raised.",
+    max_limit_minor: int | None = Field(
+        None, gt=0, description="Overrides the policy's [line] max_limit_minor."
     )
-    freeze_default_risk: float = Field(
-        0.7, gt=0, le=1, description="Default probability at which a line is frozen."
+    alert_threshold: float | None = Field(
+        None, gt=0, le=1, description="Overrides the policy's [alerts] alert_threshold."
+    )
+    cut_threshold: float | None = Field(
+        None, gt=0, le=1, description="Overrides the policy's [alerts] cut_threshold."
+    )
+    raise_max_default_risk: float | None = Field(
+        None, ge=0, le=1, description="Overrides the policy's [raises] raise_max_default_risk."
+    )
+    freeze_default_risk: float | None = Field(
+        None, gt=0, le=1, description="Overrides the policy's [default_risk] "
+        "freeze_default_risk."
     )
 
     merchant_replica: bool = Field(
@@ -165,16 +185,17 @@ class Settings(BaseSettings):
         return self.topic(f"{self.group_id}-state-changelog")
 
     def risk_config(self) -> RiskConfig:
-        return RiskConfig(
-            currency=self.currency,
-            default_limit_minor=self.default_limit_minor,
-            max_limit_minor=self.max_limit_minor,
-            raise_max_default_risk=self.raise_max_default_risk,
-            freeze_default_risk=self.freeze_default_risk,
-            alert_threshold=self.alert_threshold,
-            cut_threshold=self.cut_threshold,
-            emit_scores=self.emit_scores,
-        )
+        """The policy file's (or the default) policy, with the keys set by variables on top;
+        raises :class:`~pipeline.exceptions.PolicyError` naming what is wrong."""
+        base = load_policy(self.policy_file) if self.policy_file is not None else RiskConfig()
+        overrides = {name: getattr(self, name) for name in POLICY_OVERRIDES
+                     if getattr(self, name) is not None}
+        try:
+            return replace(base, emit_scores=self.emit_scores, **overrides)
+        except ValueError as error:
+            variables = ", ".join(f"RISKSTREAM_{name.upper()}" for name in overrides)
+            raise PolicyError(f"policy {self.policy_file or '(defaults)'} with {variables}: "
+                              f"{error}") from None
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if self.security_protocol not in ("SSL", "SASL_SSL"):

@@ -16,6 +16,7 @@ TOPIC_OF_EVENT_TYPE = {
     "transaction": "transactions",
     "repayment": "repayments",
     "statement": "statements",
+    "decision": "decisions",
 }
 INPUT_TOPICS = tuple(TOPIC_OF_EVENT_TYPE.values())
 DEAD_LETTER = "dead-letter"

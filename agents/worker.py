@@ -32,8 +32,10 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 
 from agents.changelog import ChangelogReader, ChangelogWriter, RestoreResult, changelog_producer
-from agents.kafka import caught_up, client_config, ensure_topics
+from agents.exceptions import StaleStateError
+from agents.kafka import caught_up, client_config, ensure_topics, fetched_end_offsets
 from agents.merchant_feed import MerchantFeed
+from agents.observability.deadletters import DeadLetterWatch
 from agents.observability.endpoints import OperationsServer
 from agents.observability.metrics import worker_registry
 from agents.observability.progress import ProgressLog
@@ -41,11 +43,12 @@ from agents.observability.stats import WorkerStats
 from agents.partition import PartitionTask
 from agents.settings import Settings
 from agents.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS
+from pipeline.engine import RiskEngine
 from pipeline.ordering import UNTIMED
 from pipeline.outputs import Output
 from pipeline.replica import MerchantReplica
-from pipeline.state.checkpoint import restore_engine
-from pipeline.state.store import StateDirectory
+from pipeline.state.checkpoint import META_KEY, checkpoint_records, restore_engine
+from pipeline.state.store import PartitionStore, StateDirectory
 
 __all__ = ["GC_YOUNG_THRESHOLD", "PipelineWorker", "WorkerStats", "tune_gc"]
 
@@ -56,6 +59,9 @@ _BUFFERED_BATCHES = 4
 #: Users of checkpoints encoded per loop iteration while the stream keeps up (about 5 ms):
 #: a checkpoint of thousands of users stalls no purchase for long.
 _CHECKPOINT_SLICE_USERS = 200
+
+#: Seconds between checks that most input is not dead-lettered for one reason.
+_DEAD_LETTER_CHECK_S = 5.0
 
 #: Allocations between two young collections of Python's cyclic garbage collector (its
 #: default: 700). A worker's per-record objects are freed by reference counting, and what it
@@ -108,6 +114,8 @@ class PipelineWorker(ConsumerRebalanceListener):
         self.server = OperationsServer(self, self.registry, settings.http_host,
                                        settings.http_port, settings.health_stall_s)
         self.progress = ProgressLog(self.stats, settings.progress_interval_s)
+        self.dead_letter_watch = DeadLetterWatch(self.stats, _DEAD_LETTER_CHECK_S,
+                                                 settings.risk_config().currency)
 
     @property
     def replica(self) -> MerchantReplica | None:
@@ -219,6 +227,7 @@ class PipelineWorker(ConsumerRebalanceListener):
             await producer.stop()
         if self._failure is not None:
             raise self._failure
+        self.dead_letter_watch.summary()
         return self.stats
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
@@ -303,6 +312,7 @@ class PipelineWorker(ConsumerRebalanceListener):
                 self.stats.iterated(finished - now)
                 if self.tasks:
                     self._report_progress(finished)
+                    self.dead_letter_watch.check(finished)
             if (
                 self.stop_after_idle_s is not None
                 and now - max(last_activity, self._assigned_at) >= self.stop_after_idle_s
@@ -452,6 +462,52 @@ class PipelineWorker(ConsumerRebalanceListener):
             self._assigned_at = time.monotonic()
             self._joined = True
 
+    async def _stale_inputs(self, partition: int, offsets: dict[str, int]
+                            ) -> list[tuple[str, int, int]]:
+        """The inputs whose stored offset lies beyond the topic's end: (topic, offset, end).
+        Such state was written against topics since deleted and created again; resuming it
+        would skip everything the new topics receive up to that offset."""
+        consumer = self._consumer
+        if consumer is None or not offsets:
+            return []
+        partitions = [TopicPartition(topic, partition) for topic in offsets]
+        listed = await consumer.end_offsets(partitions)
+        behind = [tp for tp in partitions if offsets[tp.topic] > listed.get(tp, 0)]
+        if not behind:
+            return []
+        ends = await fetched_end_offsets(self.settings, behind)  # some brokers list short
+        return [(tp.topic, offsets[tp.topic], ends[tp]) for tp in behind
+                if offsets[tp.topic] > ends[tp]]
+
+    def _stale_message(self, partition: int, store: PartitionStore,
+                       stale: list[tuple[str, int, int]], *, hint: bool = True) -> str:
+        where = ", ".join(f"{topic} at offset {offset:,} but it ends at {end:,}"
+                          for topic, offset, end in stale)
+        message = (f"partition {partition}: the stored state ({store.path} and the changelog "
+                   f"{self.changelog_topic}) resumes {where}: the input topics were recreated "
+                   "after this state was written")
+        if hint:
+            message += ("; start the group afresh with `riskstream worker --fresh-state` "
+                        "(RISKSTREAM_FRESH_STATE=true), which drops its stored state, or use "
+                        "another RISKSTREAM_GROUP_ID")
+        return message
+
+    async def _start_afresh(self, store: PartitionStore, writer: ChangelogWriter
+                            ) -> tuple[RiskEngine, dict[str, int]]:
+        """Drop the partition's state: every key is deleted from the changelog (one
+        checkpoint, so any host restoring it later ends up empty too) and the store."""
+        settings = self.settings
+        keys = await asyncio.to_thread(store.state_keys)
+        await asyncio.to_thread(store.clear)
+        engine, _ = restore_engine(
+            store, settings.risk_config(), cache_capacity=settings.user_cache_size,
+            own_merchants=self.replica is None, where=str(store.path))
+        records = [(key, None) for key in keys if key != META_KEY]
+        records += checkpoint_records(engine, {})
+        position = await writer.write(records)
+        await asyncio.to_thread(store.write, records, {"offset": position})
+        return engine, {}
+
     async def _restore(self, partition: int) -> PartitionTask:
         """Bring the partition's local store up to its changelog, and read its engine."""
         settings, replica, producer = self.settings, self.replica, self._changelog_producer
@@ -465,9 +521,20 @@ class PipelineWorker(ConsumerRebalanceListener):
         except BaseException:
             store.close()
             raise
+        writer = ChangelogWriter(producer, self.changelog_topic, partition)
+        try:
+            stale = await self._stale_inputs(partition, offsets)
+            if stale:
+                if not settings.fresh_state:
+                    raise StaleStateError(self._stale_message(partition, store, stale))
+                log.warning("partition %d: %s; starting it afresh (RISKSTREAM_FRESH_STATE)",
+                            partition, self._stale_message(partition, store, stale, hint=False))
+                engine, offsets = await self._start_afresh(store, writer)
+        except BaseException:
+            store.close()
+            raise
         task = PartitionTask(partition, engine, offsets, settings, replica, store=store,
-                             changelog=ChangelogWriter(producer, self.changelog_topic, partition),
-                             stats=self.stats)
+                             changelog=writer, stats=self.stats)
         task.repairs = restored.discarded
         # Partitions take turns: their checkpoints are spread over the interval.
         interval = settings.checkpoint_interval_s

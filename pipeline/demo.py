@@ -20,11 +20,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline.config import RiskConfig
 from pipeline.timeutil import DAY, HOUR, MINUTE, format_time, parse_time
 
-__all__ = ["DemoHistory", "generate_demo_history"]
+__all__ = ["MONTHS_FOR_RAISES", "DemoHistory", "generate_demo_history"]
 
 PROFILE_SHARES = {"normal": 0.70, "loyal": 0.20, "burst": 0.10}
+#: The shortest demo history in which the default policy raises limits (behaviour A): a
+#: month's bill is repaid the next month, and a raise needs three on-time repayments.
+MONTHS_FOR_RAISES = RiskConfig().raise_min_on_time_repayments + 1
 _AMOUNT_SIGMA = 0.35
 _CLIP_SIGMAS = 2.0
 _BILL_DUE_DAY = 20

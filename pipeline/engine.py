@@ -9,26 +9,35 @@ workers and one worker, and a restart from stored state all produce the same rec
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from pipeline.adjustments import Adjustments
 from pipeline.config import RiskConfig
 from pipeline.credit import CreditHistory, DefaultModel
-from pipeline.events import FRAUD_LABEL_KINDS, Event, Label, Repayment, Statement, Transaction
+from pipeline.decisions import apply_decision, check_decision
+from pipeline.events import (
+    FRAUD_LABEL_KINDS,
+    Decision,
+    Event,
+    Label,
+    Repayment,
+    Statement,
+    Transaction,
+)
 from pipeline.exceptions import InvalidEvent
 from pipeline.features import purchase_features
 from pipeline.learning import PendingLabels, at_risky_merchant
 from pipeline.merchants import MerchantBook
-from pipeline.money import format_minor
 from pipeline.outputs import (
     ALERTS,
     CREDIT_SCORES,
-    LIMIT_ADJUSTMENTS,
     SCORES,
-    AdjustmentKind,
     Output,
     stable_id,
 )
 from pipeline.policy import cut_amount, freeze_for_risk, raise_limit, severity
+from pipeline.reasons import ALERT_FEATURES, purchase_reasons
 from pipeline.scoring import RiskScorer, Scored
 from pipeline.state import Hold, TimeIndex, UserCache, UserState, id_hash
 from pipeline.timeutil import HOUR, format_time
@@ -39,24 +48,6 @@ __all__ = ["PurchaseObserver", "RiskEngine"]
 #: parity check see what the engine saw, through the very code the worker runs.
 PurchaseObserver = Callable[[Transaction, dict[str, float], Scored], None]
 
-#: Features copied into each alert so an analyst sees what the score saw.
-_ALERT_FEATURES = (
-    "amount_z",
-    "amount_to_typical",
-    "count_1h",
-    "count_24h",
-    "mean_30d",
-    "prior_max_30d",
-    "new_merchant",
-    "hours_since_previous",
-    "unusual_7d",
-    "merchant_risk_7d",
-    "merchant_ordinary_risk_7d",
-    "merchant_count_7d",
-    "merchant_risk_latest",
-)
-#: A part of the score is named in the reasons once it reaches this strength.
-_REASON_STRENGTH = 0.5
 _ROUND = 4
 
 
@@ -87,6 +78,8 @@ class RiskEngine:
         #: closes: (time, user id, cycle number).
         self.default_model = DefaultModel()
         self.cycle_maturities: TimeIndex[tuple[int, str, int]] = TimeIndex()
+        #: Writes the audited record of every change to a line (with the policy's digest).
+        self.adjustments = Adjustments(self.config)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -116,10 +109,16 @@ class RiskEngine:
     def process(self, event: Event) -> list[Output]:
         """Apply one validated event; raises :class:`InvalidEvent` if it cannot be applied."""
         # Every check comes before any change: a refused event leaves no trace.
+        if isinstance(event, Decision):
+            event = self._as_of_now(event)
         self._check_time(event.event_time)
-        if not isinstance(event, Label):
-            self._check_currency(event.currency)
+        if event.__class__ is not Label:
+            currency = event.currency  # type: ignore[union-attr]
+            if currency is not None:  # a decision carries one only with an amount
+                self._check_currency(currency)
         event_hash = self._check_new(event)
+        if isinstance(event, Decision):
+            check_decision(self, event)
         outputs = self.advance(event.event_time)
         if isinstance(event, Transaction):
             outputs.extend(self._purchase(event, event_hash))
@@ -127,8 +126,10 @@ class RiskEngine:
             outputs.extend(self._repayment(event, event_hash))
         elif isinstance(event, Statement):
             outputs.extend(self._statement(event, event_hash))
-        else:
+        elif isinstance(event, Label):
             outputs.extend(self._label(event, event_hash))
+        else:
+            outputs.extend(apply_decision(self, event, event_hash))
         return outputs
 
     def advance(self, now: int) -> list[Output]:
@@ -148,13 +149,21 @@ class RiskEngine:
             if hold is None or hold.adjustment_id != adjustment_id or hold.confirmed:
                 continue  # already restored early or confirmed by a fraud label
             outputs.append(
-                self._release_hold(
+                self.adjustments.release_hold(
                     user_id, user, expires_at, adjustment_id,
                     f"temporary cut expired after {self.config.cut_duration // HOUR} h of event "
                     "time with no confirmed fraud",
                 )
             )
         return outputs
+
+    def _as_of_now(self, decision: Decision) -> Decision:
+        """A person decides on the line as it stands: a decision behind the partition's event
+        time applies at that time (never as late), as an unchanged record when it is not."""
+        watermark = self.watermark
+        if watermark is None or decision.event_time >= watermark:
+            return decision
+        return replace(decision, event_time=watermark)
 
     def horizon(self) -> int | None:
         """The latest event time accepted now; anything later is refused as ``future``."""
@@ -225,9 +234,10 @@ class RiskEngine:
             "event_time": format_time(tx.event_time),
             "severity": severity(scored.score, cfg),
             "score": round(scored.score, _ROUND),
-            "reasons": self._reasons(tx, features, scored, available_before),
-            "features": {name: round(features[name], _ROUND) for name in _ALERT_FEATURES},
+            "reasons": purchase_reasons(cfg, tx, features, scored, available_before),
+            "features": {name: round(features[name], _ROUND) for name in ALERT_FEATURES},
             "action": "temporary_cut" if cut else "none",
+            "policy": self.adjustments.policy,
         }
         outputs = [Output(ALERTS, tx.user_id, alert)]
         if cut:
@@ -237,7 +247,7 @@ class RiskEngine:
             user.hold = Hold(adjustment_id, alert_id, cut_amount(user, cfg), expires_at)
             self.expiries.push((expires_at, tx.user_id, adjustment_id))
             outputs.append(
-                self._adjustment(
+                self.adjustments.record(
                     adjustment_id, "temporary_cut", tx.user_id, user, tx.event_time,
                     limit_before=user.limit_minor, available_before=before,
                     reason=f"unusual purchase (alert {alert_id}, score {scored.score:.2f}): "
@@ -284,7 +294,7 @@ class RiskEngine:
         risk = (f", default risk {credit.risk:.2f}"
                 if credit is not None and credit.risk is not None else "")
         return [
-            self._adjustment(
+            self.adjustments.record(
                 stable_id("adj", cause, "increase"), "increase", user_id, user, now,
                 limit_before=before_limit, available_before=before_available,
                 reason=f"{user.on_time_repayments} on-time repayments and none late, {use}, "
@@ -344,7 +354,7 @@ class RiskEngine:
             before = user.available_minor
             adjustment_id = stable_id("adj", statement.event_id, "risk_freeze")
             user.hold = Hold(adjustment_id, "", before, expires_at=0, kind="risk_freeze")
-            outputs.append(self._adjustment(
+            outputs.append(self.adjustments.record(
                 adjustment_id, "risk_freeze", user_id, user, now,
                 limit_before=user.limit_minor, available_before=before,
                 reason=f"{why} is at or above {cfg.freeze_default_risk:.2f}; available credit "
@@ -353,7 +363,7 @@ class RiskEngine:
             ))
         else:
             assert user.hold is not None
-            outputs.append(self._release_hold(
+            outputs.append(self.adjustments.release_hold(
                 user_id, user, now, user.hold.adjustment_id,
                 f"{why} is below {cfg.freeze_default_risk:.2f}",
             ))
@@ -383,7 +393,7 @@ class RiskEngine:
             if hold is None or hold.confirmed or hold.kind != "cut":
                 return []
             return [
-                self._release_hold(
+                self.adjustments.release_hold(
                     label.user_id, user, label.event_time, hold.adjustment_id,
                     f"purchase {label.transaction_id or ''} confirmed legitimate "
                     f"(label {label.event_id})".replace("  ", " "),
@@ -392,7 +402,7 @@ class RiskEngine:
         if label.kind in FRAUD_LABEL_KINDS:
             user.fraud_confirmed = True
             self._confirm_fraud(user, label)
-            return self._hold_for_review(
+            return self.adjustments.hold_for_review(
                 label.user_id, user, label.event_time, label.event_id,
                 f"{label.kind} confirmed by label {label.event_id}",
             )
@@ -406,36 +416,7 @@ class RiskEngine:
         if user.credit is not None:
             user.credit.mark_default()
         user.defaulted = True
-        return self._hold_for_review(user_id, user, now, cause, what)
-
-    def _hold_for_review(self, user_id: str, user: UserState, now: int, cause: str,
-                         what: str) -> list[Output]:
-        """After a confirmed fraud or a default: confirm the hold in place, or freeze."""
-        hold = user.hold
-        if hold is not None and not hold.confirmed:
-            hold.confirmed = True
-            return [
-                self._adjustment(
-                    stable_id("adj", cause, "hold_confirmed"), "hold_confirmed",
-                    user_id, user, now,
-                    limit_before=user.limit_minor, available_before=user.available_minor,
-                    reason=f"{what}; the hold stays until a person reviews it",
-                    alert_id=hold.alert_id or None, cause=cause,
-                )
-            ]
-        if hold is not None:
-            return []  # already frozen
-        before = user.available_minor
-        adjustment_id = stable_id("adj", cause, "freeze")
-        user.hold = Hold(adjustment_id, "", before, expires_at=0, confirmed=True, kind="freeze")
-        return [
-            self._adjustment(
-                adjustment_id, "freeze", user_id, user, now,
-                limit_before=user.limit_minor, available_before=before,
-                reason=f"{what}; available credit frozen until a person reviews it",
-                cause=cause,
-            )
-        ]
+        return self.adjustments.hold_for_review(user_id, user, now, cause, what)
 
     # -- helpers ----------------------------------------------------------------------------
     def _confirm_fraud(self, user: UserState, label: Label) -> None:
@@ -450,118 +431,6 @@ class RiskEngine:
         found = user.windows.find(tx_hash) if self.feeds_merchants else None
         if found is not None:
             self.merchants.mark_fraud(found[1], found[0], tx_hash, label.event_time)
-
-    def _release_hold(
-        self, user_id: str, user: UserState, now: int, cut_id: str, why: str
-    ) -> Output:
-        hold = user.hold
-        assert hold is not None
-        before = user.available_minor
-        user.hold = None
-        return self._adjustment(
-            stable_id("adj", cut_id, "restore"), "restore", user_id, user, now,
-            limit_before=user.limit_minor, available_before=before,
-            reason=f"{why}; restores the cut {cut_id}",
-            alert_id=hold.alert_id, cause=cut_id,
-        )
-
-    def _adjustment(
-        self,
-        adjustment_id: str,
-        kind: AdjustmentKind,
-        user_id: str,
-        user: UserState,
-        now: int,
-        *,
-        limit_before: int,
-        available_before: int,
-        reason: str,
-        cause: str,
-        alert_id: str | None = None,
-        expires_at: int | None = None,
-    ) -> Output:
-        hold = user.hold
-        value = {
-            "adjustment_id": adjustment_id,
-            "user_id": user_id,
-            "kind": kind,
-            "event_time": format_time(now),
-            "currency": self.config.currency,
-            "limit_before_minor": limit_before,
-            "limit_after_minor": user.limit_minor,
-            "available_before_minor": available_before,
-            "available_after_minor": user.available_minor,
-            "held_minor": hold.amount_minor if hold is not None else 0,
-            "reason": reason,
-            "alert_id": alert_id,
-            "expires_at": format_time(expires_at) if expires_at is not None else None,
-            "cause_event_id": cause,
-        }
-        return Output(LIMIT_ADJUSTMENTS, user_id, value)
-
-    def _reasons(
-        self,
-        tx: Transaction,
-        features: dict[str, float],
-        scored: Scored,
-        available_before: int,
-    ) -> list[str]:
-        """Human-readable reasons, strongest first, each naming the feature behind it."""
-        currency = tx.currency
-        ranked: list[tuple[float, str]] = []
-        if scored.deviation >= _REASON_STRENGTH:
-            typical = round(tx.amount_minor / features["amount_to_typical"])
-            ranked.append((
-                scored.deviation,
-                f"amount {format_minor(tx.amount_minor, currency)} is "
-                f"{features['amount_to_typical']:.1f}x the user's typical purchase "
-                f"{format_minor(typical, currency)} (amount_z={features['amount_z']:.1f})",
-            ))
-        if scored.velocity >= _REASON_STRENGTH:
-            ranked.append((
-                scored.velocity,
-                f"{int(features['count_1h'])} purchases in the last hour (count_1h)",
-            ))
-        if scored.anomaly >= _REASON_STRENGTH:
-            ranked.append((
-                scored.anomaly * self.config.anomaly_weight,
-                f"unusual for the anomaly model (Half-Space Trees score {scored.anomaly:.2f})",
-            ))
-        if scored.supervised >= _REASON_STRENGTH:
-            ranked.append((
-                scored.supervised * self.config.supervised_weight,
-                f"like confirmed frauds to the fraud model (probability {scored.supervised:.2f})",
-            ))
-        merchant_risk = features["merchant_risk_7d"]
-        if merchant_risk > 0:
-            ranked.append((
-                merchant_risk,
-                f"{merchant_risk:.0%} of merchant {tx.merchant_id}'s purchases a week before "
-                "were confirmed frauds (merchant_risk_7d)",
-            ))
-        latest_risk = features["merchant_risk_latest"]
-        if latest_risk > 0 and merchant_risk == 0:
-            ranked.append((
-                latest_risk,
-                f"{latest_risk:.0%} of merchant {tx.merchant_id}'s latest purchases a week "
-                "before were confirmed frauds (merchant_risk_latest)",
-            ))
-        prior_max = int(features["prior_max_30d"])
-        if 0 < prior_max < tx.amount_minor:
-            ranked.append((
-                0.0,
-                f"largest purchase in 30 days (previous maximum "
-                f"{format_minor(prior_max, currency)}, prior_max_30d)",
-            ))
-        if features["new_merchant"]:
-            ranked.append((0.0, f"first purchase at merchant {tx.merchant_id} in 30 days"))
-        if tx.amount_minor > available_before:
-            ranked.append((
-                0.0,
-                f"exceeds the available credit {format_minor(available_before, currency)}",
-            ))
-        ranked.sort(key=lambda item: -item[0])
-        return [text for _, text in ranked]
 
     # -- checks ----------------------------------------------------------------------------
     def _check_time(self, event_time: int) -> None:

@@ -20,10 +20,12 @@ from pipeline.money import MINOR_UNIT_EXPONENT
 from pipeline.timeutil import format_time, parse_time
 
 __all__ = [
+    "DECISION_ACTIONS",
     "EVENT_TYPES",
     "LABEL_KINDS",
     "MAX_AMOUNT_MINOR",
     "MAX_PAYLOAD_BYTES",
+    "Decision",
     "Event",
     "Label",
     "Repayment",
@@ -51,13 +53,20 @@ MAX_ID_LENGTH = 128
 #: Most billing cycles a line can be past due (UCI's scale stops at 9; a decade is corrupt).
 MAX_PAST_DUE_CYCLES = 120
 
-EventType = Literal["transaction", "repayment", "statement", "label"]
-EVENT_TYPES: tuple[EventType, ...] = ("transaction", "repayment", "statement", "label")
+EventType = Literal["transaction", "repayment", "statement", "label", "decision"]
+EVENT_TYPES: tuple[EventType, ...] = ("transaction", "repayment", "statement", "label",
+                                      "decision")
 
 #: ``fraud``/``chargeback`` confirm a purchase was not the user's; ``default`` says a bill was
 #: never paid; ``legitimate`` clears a purchase that was questioned.
 LABEL_KINDS = frozenset({"fraud", "chargeback", "default", "legitimate"})
 FRAUD_LABEL_KINDS = frozenset({"fraud", "chargeback"})
+
+#: What a person can decide about a line: lift a temporary cut, confirm fraud, freeze or lift
+#: a freeze, set the limit.
+DECISION_ACTIONS = ("release", "confirm_fraud", "freeze", "unfreeze", "set_limit")
+#: Longest reason a decision carries (a sentence or two, not a case file).
+MAX_REASON_LENGTH = 1000
 
 
 @dataclass(slots=True, frozen=True)
@@ -124,7 +133,25 @@ class Label:
     type = "label"
 
 
-Event = Transaction | Repayment | Statement | Label
+@dataclass(slots=True, frozen=True)
+class Decision:
+    """A person's action on a line: what (``action``), who (``decided_by``), why (``reason``)
+    and when (``event_time``). ``limit_minor`` and ``currency`` are the new limit of a
+    ``set_limit``."""
+
+    event_id: str
+    user_id: str
+    action: str
+    decided_by: str
+    reason: str
+    event_time: int
+    limit_minor: int | None = None
+    currency: str | None = None
+
+    type = "decision"
+
+
+Event = Transaction | Repayment | Statement | Label | Decision
 
 
 def decode_event(event_type: str, payload: bytes) -> Event:
@@ -202,7 +229,35 @@ def event_from_mapping(record: dict[str, Any], event_type: str | None = None) ->
                 _identifier(record, "transaction_id") if transaction_id is not None else None
             ),
         )
+    if kind == "decision":
+        return _decision(record)
     raise InvalidEvent("unknown-type", f"unknown event type {kind!r}")
+
+
+def _decision(record: dict[str, Any]) -> Decision:
+    action = record.get("action")
+    if not isinstance(action, str) or action not in DECISION_ACTIONS:
+        raise InvalidEvent(
+            "invalid-value", f"decision action {action!r} is not one of {list(DECISION_ACTIONS)}"
+        )
+    reason = _required(record, "reason")
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON_LENGTH:
+        raise InvalidEvent(
+            "invalid-value", f"reason must be a text of 1 to {MAX_REASON_LENGTH} characters"
+        )
+    limit = currency = None
+    if action == "set_limit":
+        limit, currency = _amount(record, "limit_minor"), _currency(record)
+    return Decision(
+        event_id=_identifier(record, "event_id"),
+        user_id=_identifier(record, "user_id"),
+        action=action,
+        decided_by=_identifier(record, "decided_by"),
+        reason=reason.strip(),
+        event_time=_time(record, "event_time"),
+        limit_minor=limit,
+        currency=currency,
+    )
 
 
 def event_to_mapping(event: Event) -> dict[str, Any]:

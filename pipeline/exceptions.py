@@ -1,7 +1,7 @@
 """The one exception tree of the functional core."""
 
-__all__ = ["InvalidEvent", "MisorderedHistories", "RiskstreamError", "StateFormatError",
-           "UnreadableSource"]
+__all__ = ["InvalidEvent", "MisorderedHistories", "PolicyError", "RiskstreamError",
+           "StateFormatError", "UnreadableSource"]
 
 
 class RiskstreamError(Exception):
@@ -33,3 +33,8 @@ class MisorderedHistories(RiskstreamError):
 class StateFormatError(RiskstreamError):
     """Stored state in a layout this release does not read (another format version, or a
     record cut short)."""
+
+
+class PolicyError(RiskstreamError):
+    """A policy file that cannot be used: unreadable, an unknown key, or a bad value (the
+    message names the file, the section and the key)."""

@@ -23,7 +23,9 @@ SCORES = "scores"
 CREDIT_SCORES = "credit-scores"
 
 AdjustmentKind = Literal[
-    "temporary_cut", "restore", "increase", "hold_confirmed", "freeze", "risk_freeze"
+    "temporary_cut", "restore", "increase", "hold_confirmed", "freeze", "risk_freeze",
+    # a person's decisions (``decisions`` topic)
+    "release", "unfreeze", "set_limit",
 ]
 
 

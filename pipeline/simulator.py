@@ -61,10 +61,17 @@ PROFILES = (
 )
 
 
+#: The shortest history in which the default policy raises limits (behaviour A): lines known by
+#: their statements are raised only once the default model is warm, which takes the first
+#: cycles' outcomes -- due a month after each bill, then a 90-day performance window -- so the
+#: first raises come about four months in.
+MONTHS_FOR_RAISES = 5
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
     users: int = 10_000
-    months: int = 3
+    months: int = 6
     start: str = "2026-01-01"
     seed: int = 1
     currency: str = "CNY"

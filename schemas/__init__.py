@@ -17,6 +17,7 @@ SCHEMA_TOPICS = (
     "repayments",
     "statements",
     "labels",
+    "decisions",
     "alerts",
     "limit-adjustments",
     "scores",

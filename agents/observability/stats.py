@@ -84,6 +84,8 @@ class WorkerStats:
     applied_by_topic: Counter[str] = field(default_factory=Counter)
     #: Records sent to the dead-letter topic, per reason (InvalidEvent.kind).
     dead_letters_by_reason: Counter[str] = field(default_factory=Counter)
+    #: The latest dead letter's sentence, per reason (what a warning quotes).
+    dead_letter_example: dict[str, str] = field(default_factory=dict)
     #: Outputs per topic, alerts per severity, limit adjustments per kind.
     outputs: Counter[str] = field(default_factory=Counter)
     alerts_by_severity: Counter[str] = field(default_factory=Counter)

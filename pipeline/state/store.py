@@ -83,6 +83,10 @@ class PartitionStore:
             yield key, iterator.value()
             iterator.next()
 
+    def state_keys(self) -> list[bytes]:
+        """Every key of the partition's state (not the store's own record of its position)."""
+        return [key for key, _ in self.scan(b"") if key != _CHANGELOG_KEY]
+
     def write(self, records: Iterable[Record], changelog_position: dict[str, Any] | None = None
               ) -> int:
         """Apply ``records`` (None deletes) and the changelog position in one synced batch;

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -139,3 +141,31 @@ def test_ten_thousand_bad_records_are_dead_lettered_and_good_outputs_unchanged(
     assert by_id(outputs) == by_id(expected)
     print(f"\n{INJECTED} bad records injected, {len(letters)} dead-lettered "
           f"({dict(expected_kinds)}); longest iteration {stats.longest_iteration_s:.3f} s")
+
+
+def test_a_line_currency_unlike_the_records_is_warned_about_loudly(
+    settings: Settings, history_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agents.replay import replay_files
+
+    replay_files(settings, [history_file], progress=False)
+    wrong = settings.model_copy(update={"currency": "TWD"})
+    with caplog.at_level(logging.WARNING, logger="agents.worker"):
+        stats = run_worker(wrong)
+    assert stats.dead_letters_by_reason["currency-mismatch"] > 0.5 * stats.records_in
+    warnings = [record.getMessage() for record in caplog.records
+                if "as currency-mismatch" in record.getMessage()]
+    assert warnings, [record.getMessage() for record in caplog.records]
+    assert "RISKSTREAM_CURRENCY" in warnings[-1] and "currency is TWD" in warnings[-1]
+    assert "not the credit line's currency TWD" in warnings[-1]  # a record's own reason
+
+
+def test_a_worker_whose_records_are_fine_warns_about_nothing(
+    settings: Settings, history_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agents.replay import replay_files
+
+    replay_files(settings, [history_file], progress=False)
+    with caplog.at_level(logging.WARNING, logger="agents.worker"):
+        run_worker(settings)
+    assert not [record for record in caplog.records if "dead-lettered as" in record.getMessage()]

@@ -217,7 +217,7 @@ def test_wrong_credentials_give_one_clear_error_and_never_show_the_secret(
     assert "hunter2-secret" not in done.stdout + done.stderr
 
 
-def test_state_shows_a_users_stored_record_from_the_store_and_the_changelog(
+def test_user_shows_the_line_its_hold_and_latest_outputs_from_the_store_and_changelog(
     settings: Settings, small_history: DemoHistory, history_file: Path, tmp_path: Path
 ) -> None:
     from agents.replay import replay_files
@@ -226,28 +226,39 @@ def test_state_shows_a_users_stored_record_from_the_store_and_the_changelog(
 
     replay_files(settings, [history_file], progress=False)
     run_worker(settings)
-    _, engines = expected_run(small_history, settings)
+    outputs, engines = expected_run(small_history, settings)
     user_id = next(user for user, profile in small_history.profiles.items()
                    if profile == "burst")
     partition = partition_of(user_id, settings.partitions)
-    expected = {"user_id": user_id, "partition": partition,
-                **describe_user(engines[partition].users[user_id])}
+    expected_state = describe_user(engines[partition].users[user_id])
+    about = [(stream, value) for stream, value in outputs if value["user_id"] == user_id]
+    expected_alerts = [value for stream, value in about if stream == "alerts"][-3:]
+    expected_adjustments = [value for stream, value in about
+                            if stream == "limit-adjustments"][-3:]
+    assert expected_alerts and expected_adjustments and expected_state["hold"] is not None
     env = settings_env(settings)
     records = {}
     for source in ("local", "changelog"):
-        done = riskstream("state", user_id, "--source", source, "--json", env=env)
+        done = riskstream("user", user_id, "--source", source, "--recent", "3", "--json",
+                          env=env)
         assert done.returncode == 0, done.stderr
         record = orjson.loads(done.stdout)
         assert record.pop("source").startswith(source.replace("local", "local store"))
         records[source] = record
-    assert records["local"] == records["changelog"] == expected
-    assert expected["purchases"]["held"] > 0 and expected["hold"] is not None
+    assert records["local"] == records["changelog"]
+    record = records["local"]
+    assert record["partition"] == partition and record["state"] == expected_state
+    assert record["recent_alerts"] == expected_alerts
+    assert record["recent_adjustments"] == expected_adjustments
 
     elsewhere = {**env, "RISKSTREAM_STATE_DIR": str(tmp_path / "empty-host")}
-    done = riskstream("state", user_id, env=elsewhere)  # no local store: the changelog
-    assert done.returncode == 0 and f"limit_minor: {expected['limit_minor']}" in done.stdout
-    done = riskstream("state", "nobody-such", env=env)
-    assert done.returncode == 1 and "no stored state for user nobody-such" in done.stderr
+    done = riskstream("user", user_id, env=elsewhere)  # no local store: the changelog
+    assert done.returncode == 0, done.stderr
+    hold = expected_state["hold"]
+    assert f"[{hold['adjustment_id']}]" in done.stdout and "latest alerts: " in done.stdout
+    assert expected_alerts[-1]["alert_id"] in done.stdout
+    done = riskstream("user", "nobody-such", env=env)
+    assert done.returncode == 1 and "no user nobody-such" in done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -272,3 +283,40 @@ def test_a_worker_refuses_state_of_another_format_in_one_line(settings: Settings
     done = riskstream("worker", env=settings_env(settings))
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "partition-0001.snapshot" in done.stderr.strip().splitlines()[-1]
+
+
+def test_state_of_recreated_topics_is_reported_and_can_be_started_afresh(
+    settings: Settings, small_history: DemoHistory, history_file: Path, tmp_path: Path
+) -> None:
+    from kafka import KafkaAdminClient
+
+    from agents.exceptions import StaleStateError
+    from agents.kafka import client_config, ensure_topics
+    from agents.replay import replay_files
+    from agents.topics import INPUT_TOPICS
+    from tests.integration.conftest import run_worker
+
+    replay_files(settings, [history_file], progress=False)
+    run_worker(settings)
+    admin = KafkaAdminClient(**client_config(settings))
+    try:
+        admin.delete_topics([settings.topic(name) for name in INPUT_TOPICS])
+    finally:
+        admin.close()
+    time.sleep(1)
+    ensure_topics(settings)
+    short = tmp_path / "short.jsonl"
+    events = small_history.events[:300]
+    short.write_bytes(b"".join(orjson.dumps(event) + b"\n" for event in events))
+    replay_files(settings, [short], progress=False)
+
+    with pytest.raises(StaleStateError, match="input topics were recreated"):
+        run_worker(settings)
+    done = riskstream("worker", "--stop-after-idle", "1", env=settings_env(settings))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "input topics were recreated" in last and "--fresh-state" in last, done.stderr
+
+    stats = run_worker(settings.model_copy(update={"fresh_state": True}))
+    assert (stats.applied, stats.dead_letters) == (len(events), 0)
+    assert run_worker(settings).applied == 0  # afresh for good: nothing stale any more

@@ -126,3 +126,41 @@ def test_cash_out_uses_round_amounts_at_shared_colluding_merchants(simulated) ->
     cash_out = [r for r in records if r["type"] == "transaction" and r["merchant_id"] in colluding]
     assert cash_out and all(r["amount_minor"] % 10_000 == 0 for r in cash_out)
     assert len({r["user_id"] for r in cash_out}) > len({r["merchant_id"] for r in cash_out}) / 2
+
+
+def _raises(events: list[dict]) -> int:
+    from pipeline.engine import RiskEngine
+    from pipeline.exceptions import InvalidEvent
+
+    engine, raised = RiskEngine(), 0
+    for record in events:
+        try:
+            outputs = engine.process(event_from_mapping(record))
+        except InvalidEvent:
+            continue
+        raised += sum(output.value.get("kind") == "increase" for output in outputs)
+    return raised
+
+
+def test_a_demo_history_raises_limits_from_the_months_it_says_it_needs() -> None:
+    from pipeline.demo import MONTHS_FOR_RAISES, generate_demo_history
+
+    def raises(months: int) -> int:
+        return _raises(generate_demo_history(users=300, months=months, seed=3).events)
+
+    assert raises(MONTHS_FOR_RAISES - 1) == 0 < raises(MONTHS_FOR_RAISES)
+
+
+def test_simulate_and_demo_say_when_a_history_is_too_short_for_raises(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    riskstream = str(Path(sys.executable).parent / "riskstream")
+    short = subprocess.run([riskstream, "simulate", "--users", "50", "--months", "2",
+                            "--out", str(tmp_path / "s"), "--no-progress"],
+                           capture_output=True, text=True, check=True)
+    assert "too short for limit raises" in short.stderr and "--months 5" in short.stderr
+    enough = subprocess.run([riskstream, "simulate", "--users", "50", "--months", "5",
+                             "--out", str(tmp_path / "t"), "--no-progress"],
+                            capture_output=True, text=True, check=True)
+    assert "too short" not in enough.stderr
