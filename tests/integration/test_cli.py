@@ -320,3 +320,21 @@ def test_state_of_recreated_topics_is_reported_and_can_be_started_afresh(
     stats = run_worker(settings.model_copy(update={"fresh_state": True}))
     assert (stats.applied, stats.dead_letters) == (len(events), 0)
     assert run_worker(settings).applied == 0  # afresh for good: nothing stale any more
+
+
+def test_the_alerts_monitor_shows_what_it_reads_in_event_time_order(settings: Settings) -> None:
+    from kafka import KafkaProducer
+
+    from agents.kafka import client_config
+
+    producer = KafkaProducer(**client_config(settings))
+    times = ["2026-03-05T10:00:00Z", "2026-03-01T10:00:00Z", "2026-03-04T10:00:00.5Z",
+             "2026-03-02T10:00:00Z", "2026-03-04T10:00:00Z"]
+    for index, when in enumerate(times):  # spread over partitions and both topics
+        topic = settings.topic("alerts" if index % 2 else "limit-adjustments")
+        producer.send(topic, orjson.dumps({"event_time": when, "n": index}),
+                      partition=index % settings.partitions)
+    producer.flush()
+    producer.close()
+    read = [record["event_time"] for _, record in read_outputs(settings, idle_s=1.5)]
+    assert read == sorted(times, key=lambda when: (when[:19], len(when)))

@@ -8,10 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents.kafka import changelog_config, client_config
+from agents.kafka import client_config
 from agents.settings import Settings
-from agents.topics import REPLICATED_RETENTION_MS
-from pipeline.timeutil import DAY
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,29 +64,22 @@ def test_docker_compose_runs_kafka_in_kraft_mode_with_co_partitioned_topics() ->
     assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert "healthcheck" in kafka
     assert all(port.startswith("127.0.0.1:") for port in kafka["ports"])
-    script = services["topics"]["command"][0]
-    for topic in ("transactions", "repayments", "labels", "alerts", "limit-adjustments",
-                  "dead-letter"):
-        assert topic in script
-    assert len(set(re.findall(r"--partitions (\d+)", script))) == 1
-    # The merchant replica re-reads transactions and labels: 37 days at least.
-    retention = re.search(r"transactions\|labels\) retention=\"--config retention.ms=(\d+)", script)
-    assert retention is not None and int(retention.group(1)) == REPLICATED_RETENTION_MS
-    assert REPLICATED_RETENTION_MS >= 37 * DAY // 1000
+    # The topics are created by `riskstream topics` (agents.kafka.ensure_topics: the inputs
+    # co-partitioned, the changelog compacted, the replicated topics' retention), with the
+    # workers' own settings.
+    topics = services["topics"]
+    assert topics["command"] == ["topics"] and topics["image"] == "riskstream:latest"
+    assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
     worker = services["worker"]
+    assert topics["environment"] == worker["environment"]
     assert worker["build"]["dockerfile"] == "deploy/Dockerfile"
     assert (ROOT / worker["build"]["dockerfile"]).is_file()
     assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert worker["depends_on"]["topics"]["condition"] == "service_completed_successfully"
     assert worker["environment"]["RISKSTREAM_BOOTSTRAP_SERVERS"] == "kafka:9092"
-    partitions = re.findall(r"--partitions (\d+)", script)[0]
-    assert worker["environment"]["RISKSTREAM_PARTITIONS"] == partitions
-    # The state changelog the worker would create itself, with the same configuration.
-    settings = Settings(group_id=worker["environment"]["RISKSTREAM_GROUP_ID"])
-    changelog = re.search(rf"--topic {settings.changelog_topic()} .*?(--config.*?)\n\s*(\n|$)",
-                          script, re.DOTALL)
-    assert changelog is not None, "the compose file creates no state changelog"
-    configs = dict(re.findall(r"--config ([\w.]+)=(\S+)", changelog.group(1)))
-    assert configs == changelog_config(settings)
+    # The policy file the worker is pointed at is the one in the repository, mounted.
+    policy = worker["environment"]["RISKSTREAM_POLICY_FILE"]
+    assert f"./deploy/policy.toml:{policy}:ro" in worker["volumes"]
 
 
 def test_the_dockerfile_installs_the_package_and_runs_the_worker() -> None:
