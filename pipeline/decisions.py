@@ -29,6 +29,7 @@ __all__ = ["apply_decision", "check_decision", "standing_hold"]
 
 #: The holds each lifting action lifts.
 _LIFTS = {"release": ("cut",), "unfreeze": ("freeze", "risk_freeze")}
+_DONE = {"release": "released", "unfreeze": "unfrozen"}
 
 
 def standing_hold(user: UserState, now: int) -> Hold | None:
@@ -82,7 +83,7 @@ def apply_decision(engine: RiskEngine, decision: Decision, event_hash: int) -> l
         assert hold is not None
         return [adjustments.release_hold(
             user_id, user, now, hold.adjustment_id,
-            f"{action}d by {by}: {decision.reason} (lifts the {_hold_name(hold)} "
+            f"{_DONE[action]} by {by}: {decision.reason} (lifts the {_hold_name(hold)} "
             f"{hold.adjustment_id})",
             kind=action,  # type: ignore[arg-type]
             cause=decision.event_id, decided_by=by,

@@ -38,17 +38,20 @@ def _state_options(function: Any) -> Any:
 def user(bootstrap_servers: str | None, user_id: str, source: str, state_dir: Path | None,
          group_id: str | None, recent: int, as_json: bool) -> None:
     """Look up one user: limit, balance, available credit, holds, repayment record, default
-    risk, and the latest alerts and limit adjustments."""
+    risk, and the latest alerts, limit adjustments and refused records (a decision that could
+    not apply, say)."""
     from agents.lookup import find_user, recent_outputs
     from agents.monitor import render
+    from agents.topics import DEAD_LETTER
     from pipeline.outputs import ALERTS, LIMIT_ADJUSTMENTS
     from pipeline.state.user import describe_user
 
     settings = cluster(bootstrap_servers=bootstrap_servers, state_dir=state_dir,
                        group_id=group_id)
     found = find_user(settings, user_id, source)  # type: ignore[arg-type]
-    latest = (recent_outputs(settings, user_id, (ALERTS, LIMIT_ADJUSTMENTS), recent)
-              if recent else {ALERTS: [], LIMIT_ADJUSTMENTS: []})
+    streams = (ALERTS, LIMIT_ADJUSTMENTS, DEAD_LETTER)
+    latest = (recent_outputs(settings, user_id, streams, recent)
+              if recent else {stream: [] for stream in streams})
     if found.user is None and not any(latest.values()):
         raise click.ClickException(
             f"no user {user_id}: no stored state (partition {found.partition} of "
@@ -60,6 +63,7 @@ def user(bootstrap_servers: str | None, user_id: str, source: str, state_dir: Pa
             "user_id": user_id, "partition": found.partition, "source": found.found_in,
             "state": state, "recent_alerts": latest[ALERTS],
             "recent_adjustments": latest[LIMIT_ADJUSTMENTS],
+            "recent_dead_letters": latest[DEAD_LETTER],
         }).decode())
         return
     click.echo(f"user {user_id}  (partition {found.partition}, "
@@ -72,6 +76,11 @@ def user(bootstrap_servers: str | None, user_id: str, source: str, state_dir: Pa
         click.echo(f"latest {title}: {len(records) or 'none'}")
         for record in records:
             click.echo("  " + render(stream, record).replace("\n", "\n  "))
+    refused = latest[DEAD_LETTER]
+    if refused:
+        click.echo(f"latest records refused (dead letters): {len(refused)}")
+        for record in refused:
+            click.echo(f"  {record['error']}: {record['reason']}")
 
 
 def _describe(state: dict[str, Any], currency: str) -> list[str]:

@@ -68,6 +68,9 @@ def test_an_analyst_releases_a_hold_through_the_broker(settings: Settings,
     assert looked_up["state"]["hold"] is None
     assert looked_up["state"]["available_minor"] == cut["available_before_minor"]
     assert looked_up["recent_adjustments"][-1] == release
+    assert [letter["error"] for letter in looked_up["recent_dead_letters"]] == ["duplicate"]
+    done = riskstream("user", "u2", env=env)  # what the analyst sees of a refused decision
+    assert "nothing-to-release: user u2 has no hold to release" in done.stdout, done.stdout
 
 
 def test_a_malformed_decision_is_not_sent(settings: Settings) -> None:
