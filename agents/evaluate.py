@@ -34,13 +34,11 @@ from agents.monitor import follow
 from agents.replay import replay_files
 from agents.settings import Settings
 from agents.worker import PipelineWorker
-from pipeline.adapters import uci_defaults
 from pipeline.evaluation import (
     FIRST_DAY,
     TEST_DAYS,
     TEST_WEEK_START,
     ScoredPurchase,
-    credit_metrics,
     epoch_day,
     first_test_day,
     handbook_test_set,
@@ -62,17 +60,18 @@ from pipeline.handbook import (
 )
 from pipeline.history import HistoryOptions
 from pipeline.merchants import MerchantBook
-from pipeline.outputs import CREDIT_SCORES, LIMIT_ADJUSTMENTS, SCORES
+from pipeline.outputs import LIMIT_ADJUSTMENTS, SCORES
 from pipeline.timeutil import DAY, HOUR, format_time
 
 __all__ = [
     "EvaluationResult",
     "caveats",
     "console_summary",
-    "evaluate_credit",
+    "curve_plots",
     "evaluate_handbook",
     "short_test_week_note",
     "short_warmup_note",
+    "through_worker",
 ]
 
 SCENARIOS = {1: "amount > 220", 2: "compromised terminal", 3: "compromised customer"}
@@ -197,8 +196,8 @@ def _published(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _plots(labels: list[bool], values: list[float], metrics: dict[str, Any], directory: Path,
-           what: str) -> list[Path]:
+def curve_plots(labels: list[bool], values: list[float], metrics: dict[str, Any],
+                directory: Path, what: str) -> list[Path]:
     """ROC and precision-recall curves of ``values`` against ``labels`` as PNG."""
     import matplotlib
 
@@ -390,7 +389,7 @@ def short_warmup_note(metrics: dict[str, Any]) -> str | None:
             "holdout.parquet`), as a worker that had run through it would score the hold-out.")
 
 
-def _through_worker(paths: list[Path], bootstrap: str | None, options: HistoryOptions,
+def through_worker(paths: list[Path], bootstrap: str | None, options: HistoryOptions,
                     streams: tuple[str, ...], **settings: Any) -> tuple[Settings, dict]:
     """Replay ``paths``, in order, through the broker (the embedded one unless
     ``bootstrap``) and a worker on one partition, and return what the worker wrote to
@@ -450,7 +449,7 @@ def evaluate_handbook(data: Path | Sequence[Path], out: Path, bootstrap: str | N
     train_start, week = _test_week(truth, test_week_start)
     out.mkdir(parents=True, exist_ok=True)
     options = HistoryOptions(format="fdh")
-    settings, written = _through_worker(
+    settings, written = through_worker(
         paths, bootstrap, options, (SCORES, LIMIT_ADJUSTMENTS),
         default_limit_minor=HANDBOOK_LIMIT_MINOR,
     )
@@ -461,79 +460,10 @@ def evaluate_handbook(data: Path | Sequence[Path], out: Path, bootstrap: str | N
     metrics["test_week"] = week
     metrics["histories"] = [path.name for path in paths]
     labels = [p.fraud for p in test]
-    plots = (_plots(labels, [p.score for p in test], metrics, out, f"test week {week}")
+    plots = (curve_plots(labels, [p.score for p in test], metrics, out, f"test week {week}")
              if 0 < sum(labels) < len(labels) else [])
     if published is None:  # beside the first history that has it
         beside = [path.parent / _PUBLISHED_NAME for path in paths]
         published = next((path for path in beside if path.exists()), beside[0])
     report = _report(metrics, _published(published), plots, out, time.monotonic() - started)
-    return EvaluationResult(metrics, report)
-
-
-# -- the credit side: UCI Taiwan clients ---------------------------------------------------------
-
-def evaluate_credit(data: Path, out: Path, bootstrap: str | None = None,
-                    cohort_size: int = 250) -> EvaluationResult:
-    """The UCI clients' bills and repayments through the broker and worker, prequentially:
-    clients join in monthly cohorts, so each is scored by a model that learned only the
-    defaults (and repaid cycles) known before its last bill."""
-    started = time.monotonic()
-    defaulted = uci_defaults(data)  # refuses a table it cannot read before anything is made
-    out.mkdir(parents=True, exist_ok=True)
-    settings, written = _through_worker(
-        [data], bootstrap, HistoryOptions(format="uci-taiwan", cohort_size=cohort_size),
-        (CREDIT_SCORES, LIMIT_ADJUSTMENTS),
-        currency="TWD", default_limit_minor=100, max_limit_minor=10**11,  # limits come on bills
-    )
-    latest: dict[str, float | None] = {}
-    for record in written[CREDIT_SCORES]:
-        latest[record["user_id"]] = record["default_risk"]
-    adjustments = written[LIMIT_ADJUSTMENTS]
-    raised = {a["user_id"] for a in adjustments if a["kind"] == "increase"}
-    frozen = {a["user_id"] for a in adjustments if a["kind"] == "risk_freeze"}
-    metrics = credit_metrics(latest, defaulted, raised, frozen)
-    metrics["cohort_size"] = cohort_size
-    metrics["raise_max_default_risk"] = settings.raise_max_default_risk
-    metrics["freeze_default_risk"] = settings.freeze_default_risk
-    scored = [user for user, risk in latest.items() if risk is not None]
-    labels = [defaulted[user] for user in scored]
-    # Curves need both outcomes among the scored clients (a short history may have none).
-    plots = (_plots(labels, [latest[user] for user in scored], metrics, out,
-                    "UCI clients' last bill") if 0 < sum(labels) < len(labels) else [])
-    lines = [
-        "# riskstream on the UCI Taiwan credit-card clients",
-        "",
-        "Bills and repayments replayed through the broker and worker; clients join in monthly "
-        f"cohorts of {cohort_size} so each is scored (at its last bill) by a "
-        "default model that learned, in event time, only from earlier cohorts' outcomes. "
-        "Clients scored while the model was cold are left out of the AUC.",
-        "",
-        f"- clients {metrics['clients']:,}, of whom {metrics['defaulters']:,} defaulted "
-        f"(base rate {metrics['base_rate']:.3f}); scored by a warm model {metrics['scored']:,}"
-        + ("" if plots else " -- too few, or all of one outcome, for curves: a longer history "
-           "(more cohorts) lets the model learn before the last cohorts are scored"),
-        f"- default AUC ROC **{metrics['auc_roc']:.3f}**, Average Precision "
-        f"{metrics['average_precision']:.3f}",
-        f"- raised (default risk <= {metrics['raise_max_default_risk']}, clean record, line in "
-        f"use): **{metrics['raised_share']:.3f}** of clients, "
-        f"**{metrics['raised_default_rate']:.3f}** of them defaulted",
-        f"- frozen for default risk >= {metrics['freeze_default_risk']}: {metrics['frozen']:,} "
-        f"clients, {metrics['frozen_precision']:.3f} of them defaulted",
-        "",
-        "Default rate among the lowest-risk share of scored clients (what a raise policy "
-        "could reach with this ranking):",
-        "",
-        "| share raised | default rate |",
-        "|---|---|",
-        *(f"| {share:.0%} | {rate:.3f} |" for share, rate in metrics["safest_share_rates"]),
-        "",
-        f"The largest share, safest first, with at most {metrics['target_default_rate']:.0%} "
-        f"of them defaulting: **{metrics['largest_safe_share']:.3f}**.",
-        "",
-        *(f"![{path.stem}]({path.name})" for path in plots),
-        "",
-        f"Run time {time.monotonic() - started:.0f} s.",
-    ]
-    report = out / "report.md"
-    report.write_text("\n".join(lines) + "\n")
     return EvaluationResult(metrics, report)

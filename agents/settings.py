@@ -136,6 +136,11 @@ class Settings(BaseSettings):
         description="Port of Faust's web server (bound to 127.0.0.1) under `faust worker`.",
     )
 
+    model_dir: Path | None = Field(
+        None, description="Models trained on a history (`riskstream train --out DIR`): each "
+        "new partition starts from its online models, and the champion default model scores "
+        "every statement, the online one beside it. Unset: models learn from nothing.",
+    )
     policy_file: Path | None = Field(
         None, description="The risk policy (TOML): thresholds, severity bands, cuts and raise "
         "rules (docs/configuration.md). Unset: the defaults. The variables below override "

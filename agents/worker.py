@@ -49,6 +49,7 @@ from pipeline.outputs import Output
 from pipeline.replica import MerchantReplica
 from pipeline.state.checkpoint import META_KEY, checkpoint_records, restore_engine
 from pipeline.state.store import PartitionStore, StateDirectory
+from pipeline.training import load_models
 
 __all__ = ["GC_YOUNG_THRESHOLD", "PipelineWorker", "WorkerStats", "tune_gc"]
 
@@ -114,6 +115,8 @@ class PipelineWorker(ConsumerRebalanceListener):
         self.server = OperationsServer(self, self.registry, settings.http_host,
                                        settings.http_port, settings.health_stall_s)
         self.progress = ProgressLog(self.stats, settings.progress_interval_s)
+        #: Models trained on a history (``riskstream train``): new partitions start from them.
+        self.models = load_models(settings.model_dir) if settings.model_dir is not None else None
         self.dead_letter_watch = DeadLetterWatch(self.stats, _DEAD_LETTER_CHECK_S,
                                                  settings.risk_config().currency)
 
@@ -508,6 +511,19 @@ class PipelineWorker(ConsumerRebalanceListener):
         await asyncio.to_thread(store.write, records, {"offset": position})
         return engine, {}
 
+    def _use_models(self, partition: int, engine: RiskEngine) -> None:
+        """A partition with no state yet starts from the trained models; every partition
+        scores its statements with the trained champion."""
+        models = self.models
+        if models is None:
+            return
+        if engine.watermark is None:  # nothing applied yet: a new partition
+            models.seed(engine)
+            log.info("partition %d: starting from the models trained on %s", partition,
+                     ", ".join(item["path"] for item in models.manifest.get("trained_on", []))
+                     or "a history")
+        engine.credit_champion = models.champion
+
     async def _restore(self, partition: int) -> PartitionTask:
         """Bring the partition's local store up to its changelog, and read its engine."""
         settings, replica, producer = self.settings, self.replica, self._changelog_producer
@@ -533,6 +549,7 @@ class PipelineWorker(ConsumerRebalanceListener):
         except BaseException:
             store.close()
             raise
+        self._use_models(partition, engine)
         task = PartitionTask(partition, engine, offsets, settings, replica, store=store,
                              changelog=writer, stats=self.stats)
         task.repairs = restored.discarded

@@ -32,12 +32,16 @@ from pipeline.sources import Rejection, SourceRecord, read_events, validated
 from pipeline.timeutil import DAY, format_time, parse_time
 
 __all__ = [
-    "FORMATS", "ColumnMapping", "parquet_columns", "read_fdh", "read_source", "read_uci_taiwan",
-    "uci_defaults",
+    "FORMATS", "OUTCOME_WINDOWS", "UCI_OUTCOME_WINDOW", "ColumnMapping", "parquet_columns",
+    "read_fdh", "read_source", "read_uci_taiwan", "uci_defaults",
 ]
 
 #: The ``--format`` names: the contract itself, and the two adapters.
 FORMATS = ("riskstream", "fdh", "uci-taiwan")
+
+#: The performance window over which a format's default outcomes are defined, where the format
+#: says (others: the policy's ``default_horizon``).
+OUTCOME_WINDOWS: dict[str, int] = {}
 
 #: Fields given in major units by a mapping, and the minor-unit field each becomes.
 _MAJOR_UNIT_FIELDS = {
@@ -241,6 +245,11 @@ _TAIWAN = "+08:00"
 _STATEMENT_DAY, _DUE_DAY, _ON_TIME_DAY, _LATE_DAY = 1, 20, 15, 28
 #: The default is known once the October bill is past due plus this grace.
 UCI_DEFAULT_GRACE = 30 * DAY
+#: The performance window UCI's label is about: "default payment next month" -- the bill after
+#: the last one, known ``UCI_DEFAULT_GRACE`` after it is due -- ends 60 days after the last
+#: bill's due date. Training on the table scores each client at the last bill with it.
+UCI_OUTCOME_WINDOW = 60 * DAY
+OUTCOME_WINDOWS["uci-taiwan"] = UCI_OUTCOME_WINDOW
 
 
 def _uci_time(year: int, month: int, day: int, clock: str = "00:00:00") -> str:

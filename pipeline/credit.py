@@ -33,7 +33,8 @@ from array import array
 
 from pipeline.learning import AveragedLogisticRegression, hinges, probability
 
-__all__ = ["CREDIT_INPUTS", "MAX_PENDING_CYCLES", "CreditHistory", "DefaultModel", "PendingCycle"]
+__all__ = ["CREDIT_INPUTS", "MAX_PENDING_CYCLES", "CreditHistory", "DefaultModel", "PendingCycle",
+           "credit_factors"]
 
 #: Knots of the spline terms of the utilisations: risk is not monotone in them -- an idle line
 #: (nothing owed, nothing paid) defaults more often than one used a little -- which a linear
@@ -220,3 +221,48 @@ class DefaultModel(AveragedLogisticRegression):
         else:
             self.repaid_seen += 1
         super().learn_one(inputs, defaulted)
+
+
+def credit_factors(credit: CreditHistory, on_time: int, late: int) -> tuple[list[str], list[str]]:
+    """What in a line's record raises its default risk, and what lowers it, in words an
+    analyst or the user could be told (strongest first): the reasons behind a freeze, a
+    raise, and every default-risk review.
+
+    >>> history = CreditHistory()
+    >>> history.add_statement(95_000, 100_000, past_due=2)
+    >>> credit_factors(history, on_time=1, late=2)
+    (['2 billing cycles past due', 'owes 95% of the limit', '2 of 3 repayments late'], [])
+    """
+    risks: list[str] = []
+    strengths: list[str] = []
+    if credit.past_due:
+        risks.append(f"{credit.past_due} billing cycle{'s' if credit.past_due > 1 else ''} "
+                     "past due")
+    elif credit.past_due_sum:
+        risks.append(f"behind on earlier bills ({credit.past_due_sum} cycles past due in all)")
+    else:
+        statements = credit.statements
+        strengths.append(f"never past due in {statements} statement"
+                         f"{'s' if statements != 1 else ''}")
+    utilisation = credit.utilisation
+    if utilisation >= _HIGH_UTILISATION:
+        risks.append(f"owes {utilisation:.0%} of the limit")
+    elif 0 < utilisation <= _LOW_UTILISATION:
+        strengths.append(f"owes {utilisation:.0%} of the limit")
+    if credit.cycles:
+        share = credit.paid_share_last
+        if share < _LOW_PAID_SHARE:
+            risks.append(f"paid {share:.0%} of the last bill")
+        elif share >= 1:
+            strengths.append("paid the last bill in full")
+    if late:
+        risks.append(f"{late} of {on_time + late} repayments late")
+    elif on_time:
+        strengths.append(f"{on_time} repayments, all on time")
+    return risks, strengths
+
+
+#: Where a line's record starts to count for or against it in the reasons given.
+_HIGH_UTILISATION = 0.9
+_LOW_UTILISATION = 0.5
+_LOW_PAID_SHARE = 0.1

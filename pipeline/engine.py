@@ -8,13 +8,13 @@ workers and one worker, and a restart from stored state all produce the same rec
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline.adjustments import Adjustments
 from pipeline.config import RiskConfig
-from pipeline.credit import CreditHistory, DefaultModel
+from pipeline.credit import CreditHistory, DefaultModel, credit_factors
 from pipeline.decisions import apply_decision, check_decision
 from pipeline.events import (
     FRAUD_LABEL_KINDS,
@@ -42,7 +42,13 @@ from pipeline.scoring import RiskScorer, Scored
 from pipeline.state import Hold, TimeIndex, UserCache, UserState, id_hash
 from pipeline.timeutil import HOUR, format_time
 
-__all__ = ["PurchaseObserver", "RiskEngine"]
+__all__ = ["CreditScorer", "PurchaseObserver", "RiskEngine"]
+
+class CreditScorer(Protocol):
+    """A default model the policy can act on: ``score_one(inputs) -> P(default)``."""
+
+    def score_one(self, values: Sequence[float]) -> float: ...
+
 
 #: Called with every purchase, its features and its score: how evaluation and the feature
 #: parity check see what the engine saw, through the very code the worker runs.
@@ -77,6 +83,9 @@ class RiskEngine:
         #: Default risk of the credit lines, and when each billing cycle's performance window
         #: closes: (time, user id, cycle number).
         self.default_model = DefaultModel()
+        #: A default model fitted on a history (``riskstream train``): when set, the policy
+        #: acts on its score and the online model is scored beside it as the challenger.
+        self.credit_champion: CreditScorer | None = None
         self.cycle_maturities: TimeIndex[tuple[int, str, int]] = TimeIndex()
         #: Writes the audited record of every change to a line (with the policy's digest).
         self.adjustments = Adjustments(self.config)
@@ -291,8 +300,12 @@ class RiskEngine:
             use = f"{credit.in_use} statements in a row with a balance"
         else:
             use = f"{user.windows.stats(now, 30 * 24 * HOUR).count} purchases in 30 days"
-        risk = (f", default risk {credit.risk:.2f}"
-                if credit is not None and credit.risk is not None else "")
+        risk = ""
+        if credit is not None and credit.risk is not None:
+            strengths = credit_factors(credit, user.on_time_repayments,
+                                       user.late_repayments)[1]
+            risk = f", default risk {credit.risk:.2f}" + "".join(
+                f"; {strength}" for strength in strengths[:2])
         return [
             self.adjustments.record(
                 stable_id("adj", cause, "increase"), "increase", user_id, user, now,
@@ -338,18 +351,25 @@ class RiskEngine:
         inputs = credit.inputs(user.on_time_repayments, user.late_repayments)
         cycle = credit.track(inputs, statement.due_time + cfg.default_horizon)
         self.cycle_maturities.push((cycle.matures_at, user_id, cycle.number))
-        model = self.default_model
-        risk = credit.risk = model.score_one(inputs) if model.warm else None
+        model, champion = self.default_model, self.credit_champion
+        online = model.score_one(inputs) if model.warm else None
+        risk = credit.risk = champion.score_one(inputs) if champion is not None else online
         outputs: list[Output] = []
+        risks, strengths = credit_factors(credit, user.on_time_repayments, user.late_repayments)
         if cfg.emit_scores:
             outputs.append(Output(CREDIT_SCORES, user_id, {
                 "cause_event_id": statement.event_id, "user_id": user_id,
                 "event_time": format_time(now), "default_risk": risk,
+                "model": "champion" if champion is not None else "online",
+                "challenger_risk": online if champion is not None else None,
+                "risk_factors": risks, "protective_factors": strengths,
             }))
         decision = freeze_for_risk(user, cfg)
         if decision is None:
             return outputs
-        why = f"default risk {risk:.2f} at statement {statement.event_id}"
+        factors = "; ".join((risks if decision else strengths)[:3])
+        why = f"default risk {risk:.2f} at statement {statement.event_id}" + (
+            f" ({factors})" if factors else "")
         if decision:
             before = user.available_minor
             adjustment_id = stable_id("adj", statement.event_id, "risk_freeze")

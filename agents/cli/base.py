@@ -11,7 +11,8 @@ import click
 
 from agents.settings import Settings
 
-__all__ = ["ENV", "bootstrap_option", "cluster", "main", "settings_from"]
+__all__ = ["ENV", "bootstrap_option", "cluster", "history_options", "history_options_from", "main",
+           "settings_from"]
 
 ENV = "RISKSTREAM_"
 
@@ -36,6 +37,58 @@ def bootstrap_option(function: Any) -> Any:
         "--bootstrap", "bootstrap_servers", envvar=f"{ENV}BOOTSTRAP_SERVERS", show_envvar=True,
         help="Kafka bootstrap address(es), comma-separated [default: 127.0.0.1:9092].",
     )(function)
+
+
+def history_options(function: Any) -> Any:
+    """How history files are read: the options of ``replay`` and ``train``."""
+    from pipeline.adapters import FORMATS
+    from pipeline.events import EVENT_TYPES
+
+    for option in reversed((
+        click.option("--format", "input_format", type=click.Choice(FORMATS),
+                     default="riskstream",
+                     help="riskstream: the topics' contract (any columns via --map); fdh: the "
+                     "Fraud Detection Handbook's transactions; uci-taiwan: the UCI credit-card "
+                     "clients."),
+        click.option("--map", "column_map", metavar="FIELD=COLUMN,...",
+                     help="Contract fields from other column names, e.g. user_id=CUSTOMER_ID,"
+                     "amount=TX_AMOUNT (amount/balance/credit_limit in major units, exact)."),
+        click.option("--type", "event_type", type=click.Choice(list(EVENT_TYPES)),
+                     help="Event type of records that carry no 'type' field."),
+        click.option("--currency", help="Currency of records that carry none (fdh: CNY, "
+                     "uci-taiwan: TWD)."),
+        click.option("--timezone", help="Offset given to timestamps without one (UTC, "
+                     "+08:00)."),
+        click.option("--label-delay-days", type=float, default=7.0,
+                     help="fdh: a fraud's label is known this long after the purchase."),
+        click.option("--cohort-size", type=click.IntRange(min=1),
+                     help="uci-taiwan: clients join in monthly cohorts of N (prequential "
+                     "learning); default: all on the table's own 2005 calendar."),
+    )):
+        function = option(function)
+    return function
+
+
+def history_options_from(input_format: str, column_map: str | None, event_type: str | None,
+                         currency: str | None, timezone: str | None, label_delay_days: float,
+                         cohort_size: int | None) -> Any:
+    """The ``HistoryOptions`` the :func:`history_options` give."""
+    from pipeline.adapters import ColumnMapping
+    from pipeline.history import HistoryOptions
+    from pipeline.timeutil import DAY
+
+    constants = {"currency": currency} if currency and input_format == "riskstream" else {}
+    try:
+        mapping = (
+            ColumnMapping.parse(column_map or "", constants, timezone)
+            if column_map or constants or timezone else None
+        )
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--map") from None
+    return HistoryOptions(
+        format=input_format, event_type=event_type, mapping=mapping,
+        label_delay=round(label_delay_days * DAY), currency=currency, cohort_size=cohort_size,
+    )
 
 
 class _Commands(click.Group):

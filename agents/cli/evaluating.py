@@ -1,17 +1,67 @@
-"""Evaluations, the simulator and the demo."""
+"""Training on a history, evaluations, the simulator and the demo."""
 
 from __future__ import annotations
 
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
-from agents.cli.base import main
+from agents.cli.base import history_options, history_options_from, main, settings_from
 from pipeline.evaluation import TEST_WEEK_START
 
 __all__: list[str] = []
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@history_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The model directory to write (RISKSTREAM_MODEL_DIR for the workers).")
+@click.option("--horizon-days", type=click.FloatRange(min=1),
+              help="Performance window after a statement's due date in which a default counts "
+              "[default: the format's (uci-taiwan: 60), else the policy's default_horizon].")
+def train(files: tuple[Path, ...], out: Path, horizon_days: float | None,
+          **history: Any) -> None:
+    """Learn from a history (the same files replay reads): the online fraud and default
+    models as a worker would, and the champion default model in batch; write them to --out
+    for workers to start from (RISKSTREAM_MODEL_DIR)."""
+    from collections import Counter
+
+    from pipeline.adapters import OUTCOME_WINDOWS
+    from pipeline.history import merged_history
+    from pipeline.timeutil import DAY
+    from pipeline.training import train_history
+
+    options = history_options_from(**history)
+    config = settings_from().risk_config()
+    horizon = (round(horizon_days * DAY) if horizon_days is not None
+               else OUTCOME_WINDOWS.get(options.format, config.default_horizon))
+    unreadable: Counter[str] = Counter()
+    events = merged_history(list(files), options,
+                            on_rejection=lambda record: unreadable.update([record.path]))
+    models = train_history(events, config, horizon, sources=files)
+    history_figures = models.manifest["history"]
+    applied = sum(history_figures["events"].values())
+    refused = sum(history_figures["rejected"].values()) + unreadable.total()
+    if not applied or refused > applied:
+        reasons = ", ".join(f"{kind} {count:,}" for kind, count
+                            in Counter(history_figures["rejected"]).most_common(3))
+        raise click.ClickException(
+            f"{refused:,} records refused and {applied:,} learned from ({reasons or 'unreadable'}"
+            f"); nothing written. Is the policy's currency ({config.currency}) the history's? "
+            "Set RISKSTREAM_CURRENCY or the policy file.")
+    models.save(out)
+    champion = models.manifest["champion"]
+    click.echo(
+        f"learned from {applied:,} events ({history_figures['first']} .. "
+        f"{history_figures['last']}; {refused:,} refused)"
+        + (f"; champion: {champion['trees']} trees on {champion['observations']:,} lines, "
+           f"{champion['defaults']:,} of them defaulted" if champion is not None
+           else f"; no champion: {models.manifest['champion_skipped']}")
+        + f" -> {out}")
 
 
 @main.command()
@@ -56,24 +106,52 @@ def evaluate(data: tuple[Path, ...], out: Path, bootstrap_servers: str | None,
 @main.command("evaluate-credit")
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=Path("../shared/data/uci_taiwan_dev_ids_1_20000.csv"),
-              show_default=True, help="UCI Taiwan credit-card clients (CSV).")
+              show_default=True, help="UCI Taiwan credit-card clients (CSV), split by "
+              "--test-from-id unless --train and --test are given.")
+@click.option("--train", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The training clients' table (with --test).")
+@click.option("--test", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The test clients' table, never seen in training (with --train).")
+@click.option("--test-from-id", default=15_001, show_default=True, type=click.IntRange(min=2),
+              help="Splitting --data: clients with this ID or above are the test clients.")
+@click.option("--prequential", is_flag=True,
+              help="Instead: one table, clients joining in monthly cohorts, each scored by the "
+              "online model that learned from earlier cohorts.")
+@click.option("--cohort-size", type=click.IntRange(min=1),
+              help="Prequential: clients joining each month [default: 250]; implies "
+              "--prequential.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("evaluation-credit"), show_default=True, help="Where the report goes.")
-@click.option("--cohort-size", default=250, show_default=True,
-              help="Clients joining each month (prequential: later cohorts learn from earlier).")
 @click.option("--bootstrap", "bootstrap_servers",
               help="Use this Kafka cluster instead of starting the embedded broker.")
-def evaluate_credit(data: Path, out: Path, cohort_size: int,
+def evaluate_credit(data: Path, train: Path | None, test: Path | None, test_from_id: int,
+                    prequential: bool, cohort_size: int | None, out: Path,
                     bootstrap_servers: str | None) -> None:
-    """Replay the UCI clients' bills and repayments through the broker and worker; measure
-    the default risk and the raises."""
-    from agents.evaluate import evaluate_credit as run
+    """Measure the default risk on the UCI clients, through the broker and worker: trained on
+    some clients, tested on the others (the batch references beside), or prequentially."""
+    from agents.evaluate_credit import evaluate_credit as run_prequential
+    from agents.evaluate_credit import evaluate_credit_split, split_uci_table
 
-    if cohort_size < 1:
-        raise click.BadParameter("must be at least 1", param_hint="--cohort-size")
-    result = run(data, out, bootstrap_servers, cohort_size)
+    if prequential or cohort_size is not None:
+        result = run_prequential(data, out, bootstrap_servers, cohort_size or 250)
+    else:
+        if (train is None) != (test is None):
+            raise click.UsageError("give both --train and --test, or neither (--data is split)")
+        if train is None or test is None:
+            train, test = split_uci_table(data, test_from_id, out / "split")
+        try:
+            result = evaluate_credit_split(train, test, out, bootstrap_servers)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--train/--test") from None
+        metrics = result.metrics
+        click.echo(f"challenger (online): default AUC {metrics['challenger']['auc_roc']:.3f}")
+        for name, figures in metrics["references"]:
+            click.echo(f"reference, {name}: default AUC {figures['auc_roc']:.3f}, safest 40 % "
+                       f"{figures['safest_share_rates'][1][1]:.3f} defaulted")
     metrics = result.metrics
-    click.echo(f"default AUC {metrics['auc_roc']:.3f} on {metrics['scored']:,} clients; "
+    safest = ", ".join(f"{share:.0%} {rate:.3f}" for share, rate in metrics["safest_share_rates"])
+    click.echo(f"default AUC {metrics['auc_roc']:.3f}, AP {metrics['average_precision']:.3f} "
+               f"on {metrics['scored']:,} clients; defaulted among the safest {safest}; "
                f"raised {metrics['raised_share']:.3f} of clients, "
                f"{metrics['raised_default_rate']:.3f} of them defaulted -> {result.report}")
 

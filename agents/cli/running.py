@@ -11,9 +11,15 @@ from typing import Any
 import click
 import orjson
 
-from agents.cli.base import ENV, bootstrap_option, cluster, main, settings_from
-from pipeline.adapters import FORMATS
-from pipeline.events import EVENT_TYPES
+from agents.cli.base import (
+    ENV,
+    bootstrap_option,
+    cluster,
+    history_options,
+    history_options_from,
+    main,
+    settings_from,
+)
 
 __all__: list[str] = []
 
@@ -92,23 +98,7 @@ def worker(bootstrap_servers: str | None, state_dir: Path | None, group_id: str 
 @main.command()
 @bootstrap_option
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "input_format", type=click.Choice(FORMATS), default="riskstream",
-              help="riskstream: the topics' contract (any columns via --map); fdh: the Fraud "
-              "Detection Handbook's transactions; uci-taiwan: the UCI credit-card clients.")
-@click.option("--map", "column_map", metavar="FIELD=COLUMN,...",
-              help="Contract fields from other column names, e.g. user_id=CUSTOMER_ID,"
-              "amount=TX_AMOUNT (amount/balance/credit_limit in major units, exact).")
-@click.option("--type", "event_type",
-              type=click.Choice(list(EVENT_TYPES)),
-              help="Event type of records that carry no 'type' field.")
-@click.option("--currency", help="Currency of records that carry none (fdh: CNY, "
-              "uci-taiwan: TWD).")
-@click.option("--timezone", help="Offset given to timestamps without one (UTC, +08:00).")
-@click.option("--label-delay-days", type=float, default=7.0,
-              help="fdh: a fraud's label is known this long after the purchase.")
-@click.option("--cohort-size", type=click.IntRange(min=1),
-              help="uci-taiwan: clients join in monthly cohorts of N (prequential learning); "
-              "default: all on the table's own 2005 calendar.")
+@history_options
 @click.option("--speed", type=float, envvar=f"{ENV}REPLAY_SPEED", show_envvar=True,
               help="Replay at N x real time (event time); default: as fast as possible.")
 @click.option("--rate", type=float, help="At most N events per second.")
@@ -126,30 +116,14 @@ def worker(bootstrap_servers: str | None, state_dir: Path | None, group_id: str 
 @click.option("--max-rejected-share", type=click.FloatRange(0, 1), default=0.5,
               help="Exit with status 1 when more than this share of the records was "
               "rejected (always when every record was).")
-def replay(bootstrap_servers: str | None, files: tuple[Path, ...], input_format: str,
-           column_map: str | None, event_type: str | None, currency: str | None,
-           timezone: str | None, label_delay_days: float, cohort_size: int | None,
-           speed: float | None,
+def replay(bootstrap_servers: str | None, files: tuple[Path, ...], speed: float | None,
            rate: float | None, rejects: Path, resume: bool, progress_file: Path | None,
-           checkpoint_every: int, no_progress: bool, max_rejected_share: float) -> None:
+           checkpoint_every: int, no_progress: bool, max_rejected_share: float,
+           **history: Any) -> None:
     """Validate event files (JSONL, CSV, Parquet; .gz) and produce them in event-time order."""
     from agents.replay import replay_files
-    from pipeline.adapters import ColumnMapping
-    from pipeline.history import HistoryOptions
-    from pipeline.timeutil import DAY
 
-    constants = {"currency": currency} if currency and input_format == "riskstream" else {}
-    try:
-        mapping = (
-            ColumnMapping.parse(column_map or "", constants, timezone)
-            if column_map or constants or timezone else None
-        )
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--map") from None
-    options = HistoryOptions(
-        format=input_format, event_type=event_type, mapping=mapping,
-        label_delay=round(label_delay_days * DAY), currency=currency, cohort_size=cohort_size,
-    )
+    options = history_options_from(**history)
     summary = replay_files(
         cluster(bootstrap_servers=bootstrap_servers), list(files), options=options,
         speed=speed, rate=rate, rejects_path=rejects,

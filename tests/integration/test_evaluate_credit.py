@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agents.broker import EmbeddedBroker
-from agents.evaluate import evaluate_credit
+from agents.evaluate_credit import evaluate_credit
 
 pytestmark = pytest.mark.integration
 

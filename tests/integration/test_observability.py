@@ -24,6 +24,7 @@ from agents.kafka import client_config
 from agents.observability.stats import WorkerStats
 from agents.replay import replay_files
 from agents.settings import Settings
+from agents.topics import INPUT_TOPICS
 from agents.worker import PipelineWorker
 
 pytestmark = pytest.mark.integration
@@ -128,8 +129,7 @@ def test_worker_serves_metrics_that_match_its_counts_and_health_that_tracks_its_
         scored = samples["riskstream_purchase_score_count", ()]
         assert scored == stats.applied_by_topic[settings.topic("transactions")]
         lag = _by(samples, "riskstream_consumer_lag_records", "topic")
-        assert set(lag) == {settings.topic(t) for t in
-                            ("transactions", "repayments", "statements", "labels")}
+        assert set(lag) == {settings.topic(t) for t in INPUT_TOPICS}
         assert all(value == 0 for value in lag.values()), lag
         latency = samples["riskstream_output_latency_seconds_count", ()]
         assert latency > 0 and samples["riskstream_loop_iteration_seconds_count", ()] > 0
