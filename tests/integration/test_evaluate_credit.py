@@ -2,48 +2,21 @@
 
 from __future__ import annotations
 
-import csv
 import os
-import random
 from pathlib import Path
 
 import pytest
 
 from agents.broker import EmbeddedBroker
 from agents.evaluate_credit import evaluate_credit
+from tests.uci_data import write_uci_table
 
 pytestmark = pytest.mark.integration
-
-_STATUS = ["PAY_0", "PAY_2", "PAY_3", "PAY_4", "PAY_5", "PAY_6"]
-
-
-def _uci_table(path: Path, clients: int, seed: int) -> Path:
-    """Clients in the UCI layout: a quarter fall behind often and mostly default."""
-    rng = random.Random(seed)
-    columns = ["ID", "LIMIT_BAL", *_STATUS, *[f"BILL_AMT{i}" for i in range(1, 7)],
-               *[f"PAY_AMT{i}" for i in range(1, 7)], "default.payment.next.month"]
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, columns)
-        writer.writeheader()
-        for client in range(1, clients + 1):
-            risky = rng.random() < 0.25
-            row = {"ID": client, "LIMIT_BAL": rng.choice([20_000, 50_000, 100_000])}
-            for month, status in enumerate(_STATUS, start=1):
-                bill = rng.randrange(1_000, 15_000)
-                behind = risky and rng.random() < 0.6
-                row[status] = rng.choice([1, 2]) if behind else rng.choice([-1, 0])
-                row[f"BILL_AMT{month}"] = bill
-                row[f"PAY_AMT{month}"] = bill // 20 if behind else bill
-            defaulted = rng.random() < (0.8 if risky else 0.05)
-            row["default.payment.next.month"] = int(defaulted)
-            writer.writerow(row)
-    return path
-
 
 def test_the_credit_evaluation_measures_the_default_risk_the_worker_wrote(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
-    table = _uci_table(tmp_path / "uci.csv", clients=1_000, seed=3)
+    table = write_uci_table(tmp_path / "uci.csv", clients=1_000, seed=3)
     result = evaluate_credit(table, tmp_path / "report", bootstrap=broker.bootstrap,
                              cohort_size=100)
     metrics = result.metrics
@@ -68,12 +41,59 @@ def test_the_cli_refuses_an_empty_cohort_and_reports_a_history_too_short_to_lear
     from tests.integration.test_cli import riskstream
 
     env = dict(os.environ)
-    table = _uci_table(tmp_path / "uci.csv", clients=200, seed=4)  # too short to learn
+    table = write_uci_table(tmp_path / "uci.csv", clients=200, seed=4)  # too short to learn
     refused = riskstream("evaluate-credit", "--data", str(table), "--cohort-size", "0", env=env)
     assert refused.returncode == 2 and "--cohort-size" in refused.stderr
     done = riskstream("evaluate-credit", "--data", str(table), "--cohort-size", "50",
                       "--bootstrap", broker.bootstrap, "--out", str(tmp_path / "out"), env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "default AUC nan on 0 clients" in done.stdout
+    assert "default AUC nan, AP nan on 0 clients" in done.stdout
     report = (tmp_path / "out" / "report.md").read_text()
     assert "too few, or all of one outcome, for curves" in report
+
+
+def test_trained_then_tested_on_unseen_clients_through_a_worker_started_from_the_models(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    import csv
+
+    from agents.evaluate_credit import evaluate_credit_split, split_uci_table
+
+    table = write_uci_table(tmp_path / "uci.csv", clients=1_200, seed=5)
+    train, test = split_uci_table(table, 801, tmp_path / "split")
+    result = evaluate_credit_split(train, test, tmp_path / "report", bootstrap=broker.bootstrap)
+    metrics = result.metrics
+    # Only the 400 test clients are measured, every one scored at once by the champion: the
+    # worker started from the trained models, not from nothing.
+    assert metrics["clients"] == metrics["scored"] == 400
+    assert metrics["auc_roc"] > 0.8
+    assert metrics["model"]["champion"]["observations"] == 800
+    rates = [rate for _, rate in metrics["safest_share_rates"]]
+    assert max(rates) < metrics["base_rate"]
+    with open(tmp_path / "report" / "scores.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 400 and all(row["default_risk"] for row in rows)
+    assert {row["user_id"] for row in rows} == {f"uci-{n}" for n in range(801, 1_201)}
+    for picture in ("roc.png", "precision_recall.png", "calibration.png"):
+        assert (tmp_path / "report" / picture).stat().st_size > 1_000
+    report = result.report.read_text()
+    assert "riskstream champion" in report and "riskstream challenger" in report
+    with pytest.raises(ValueError, match="in both the training and the test"):
+        evaluate_credit_split(train, train, tmp_path / "again", bootstrap=broker.bootstrap)
+
+
+def test_train_from_the_command_line_and_refuse_a_history_in_another_currency(
+    tmp_path: Path,
+) -> None:
+    from tests.integration.test_cli import riskstream
+
+    table = write_uci_table(tmp_path / "uci.csv", clients=400, seed=6)
+    env = {**os.environ, "RISKSTREAM_CURRENCY": "TWD"}
+    done = riskstream("train", str(table), "--format", "uci-taiwan", "--out",
+                      str(tmp_path / "model"), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "champion:" in done.stdout and (tmp_path / "model" / "champion.json").exists()
+    wrong = riskstream("train", str(table), "--format", "uci-taiwan", "--out",
+                       str(tmp_path / "other"), env={**os.environ, "RISKSTREAM_CURRENCY": "CNY"})
+    assert wrong.returncode == 1 and "currency-mismatch" in wrong.stderr
+    assert "Traceback" not in wrong.stderr and not (tmp_path / "other").exists()
