@@ -59,7 +59,9 @@ from pipeline.handbook import (
     revealed_metrics,
 )
 from pipeline.history import HistoryOptions
+from pipeline.impact import Purchase, cut_effects
 from pipeline.merchants import MerchantBook
+from pipeline.money import format_minor
 from pipeline.outputs import LIMIT_ADJUSTMENTS, SCORES
 from pipeline.timeutil import DAY, HOUR, format_time
 
@@ -143,7 +145,7 @@ def _measure(scores: list[dict], adjustments: list[dict], truth: dict[str, Truth
         ceiling_weeks = weekly_metrics(ceiling, train_start)
 
     def week_figures(week_test: list[ScoredPurchase]) -> dict[str, Any]:
-        return {**ranking_metrics(week_test),
+        return {**ranking_metrics(week_test), **_alert_figures(week_test, threshold),
                 "revealed": None if hidden is None else revealed_metrics(week_test, hidden)}
 
     metrics["weeks"] = [
@@ -152,13 +154,8 @@ def _measure(scores: list[dict], adjustments: list[dict], truth: dict[str, Truth
          "ceiling": ceiling_weeks.get(start)}
         for start, figures in weekly_metrics(purchases, train_start, week_figures).items()
     ]
-    alerted = [p for p in test if p.score >= threshold]
+    metrics.update(_alert_figures(test, threshold))
     frauds = [p for p in test if p.fraud]
-    metrics["alert_rate"] = len(alerted) / len(test) if test else float("nan")
-    metrics["alert_precision"] = (sum(p.fraud for p in alerted) / len(alerted)
-                                  if alerted else float("nan"))
-    metrics["alert_recall"] = (sum(p.score >= threshold for p in frauds) / len(frauds)
-                               if frauds else float("nan"))
     metrics["recall_by_scenario"] = None if any(p.scenario is None for p in frauds) else {
         name: (sum(p.score >= threshold for p in frauds if p.scenario == number)
                / max(1, sum(p.scenario == number for p in frauds)))
@@ -186,7 +183,39 @@ def _measure(scores: list[dict], adjustments: list[dict], truth: dict[str, Truth
     metrics["limit_cut_precision"] = (
         sum(truth[a["cause_event_id"]].fraud for a in cuts) / len(cuts) if cuts else float("nan"))
     metrics["alert_threshold"], metrics["cut_threshold"] = threshold, cut_threshold
+    metrics["money"] = _money(scores, adjustments, truth, test, threshold)
     return metrics, test
+
+
+def _money(scores: list[dict], adjustments: list[dict], truth: dict[str, Truth],
+           test: list[ScoredPurchase], threshold: float) -> dict[str, int]:
+    """The test week's fraud, and how much of it was alerted; what the temporary cuts stopped
+    and declined over the whole history (pipeline.impact)."""
+    def amount(purchase: ScoredPurchase) -> int:
+        return truth[purchase.transaction_id].amount_minor
+
+    purchases = [Purchase(record["transaction_id"], known.customer, known.event_time,
+                          known.amount_minor, known.fraud)
+                 for record in scores
+                 for known in (truth[record["transaction_id"]],)]
+    return {
+        "test_fraud_minor": sum(amount(p) for p in test if p.fraud),
+        "test_fraud_alerted_minor": sum(amount(p) for p in test
+                                        if p.fraud and p.score >= threshold),
+        "history_fraud_minor": sum(p.amount_minor for p in purchases if p.fraud),
+        **cut_effects(purchases, adjustments),
+    }
+
+
+def _alert_figures(test: list[ScoredPurchase], threshold: float) -> dict[str, float]:
+    """The share of the test purchases alerted at ``threshold``, and the alerts' precision and
+    recall."""
+    alerted = [p for p in test if p.score >= threshold]
+    frauds = sum(p.fraud for p in test)
+    caught = sum(p.fraud for p in alerted)
+    return {"alert_rate": len(alerted) / len(test) if test else float("nan"),
+            "alert_precision": caught / len(alerted) if alerted else float("nan"),
+            "alert_recall": caught / frauds if frauds else float("nan")}
 
 
 def _published(path: Path) -> list[dict[str, str]]:
@@ -291,6 +320,8 @@ def _report(metrics: dict[str, Any], published: list[dict[str, str]], plots: lis
         f"{metrics['limit_cuts']:,} over the whole history, "
         f"{metrics['limit_cut_precision']:.3f} of them caused by a fraud",
         "",
+        *_money_lines(metrics["money"]),
+        "",
         *(f"![{path.stem}]({path.name})" for path in plots),
         "",
         f"Run time {seconds:.0f} s.",
@@ -300,6 +331,28 @@ def _report(metrics: dict[str, Any], published: list[dict[str, str]], plots: lis
     return path
 
 
+def _money_lines(money: dict[str, int]) -> list[str]:
+    def cny(minor: int) -> str:
+        return format_minor(minor, "CNY")
+
+    def share(part: int, whole: int) -> str:
+        return f"{part / whole:.1%}" if whole else "-"
+
+    return [
+        "## In money",
+        "",
+        f"- fraud in the test week {cny(money['test_fraud_minor'])}, of which alerted "
+        f"{cny(money['test_fraud_alerted_minor'])} "
+        f"({share(money['test_fraud_alerted_minor'], money['test_fraud_minor'])})",
+        f"- over the whole history (fraud {cny(money['history_fraud_minor'])}), the "
+        f"{money['cuts']:,} temporary cuts would have stopped {cny(money['fraud_stopped_minor'])}"
+        f" of fraud -- purchases after a cut larger than the credit it left, declined by "
+        f"authorisation -- of the {cny(money['fraud_after_cuts_minor'])} attempted while cuts "
+        f"held, and declined {cny(money['legitimate_declined_minor'])} of legitimate purchases "
+        "(friction)",
+    ]
+
+
 def _weeks_table(weeks: list[dict[str, Any]]) -> list[str]:
     """Every test week the history covers, as report lines (none if only the chosen one),
     with each week's ceiling and riskstream without its hidden frauds when the history has
@@ -307,7 +360,8 @@ def _weeks_table(weeks: list[dict[str, Any]]) -> list[str]:
     if all(week["chosen"] for week in weeks):
         return []
     with_ceiling = all(week["ceiling"] is not None for week in weeks)
-    columns = ["test week", "AUC ROC", "Average Precision", "Card Precision@100", "test frauds"]
+    columns = ["test week", "AUC ROC", "Average Precision", "Card Precision@100", "test frauds",
+               "alert precision / recall"]
     if with_ceiling:
         columns += ["ceiling AUC / AP / CP@100", "hidden frauds left out: AUC / AP"]
     lines = [
@@ -328,7 +382,8 @@ def _weeks_table(weeks: list[dict[str, Any]]) -> list[str]:
         bold = "**" if week["chosen"] else ""
         cells = [f"{bold}{week['test_week']}{bold}{' *' if week['short_warmup'] else ''}",
                  f"{week['auc_roc']:.3f}", f"{week['average_precision']:.3f}",
-                 f"{week['card_precision_at_100']:.3f}", f"{week['test_frauds']:,}"]
+                 f"{week['card_precision_at_100']:.3f}", f"{week['test_frauds']:,}",
+                 f"{week['alert_precision']:.3f} / {week['alert_recall']:.3f}"]
         if with_ceiling:
             ceiling, revealed = week["ceiling"], week["revealed"]
             cells += [f"{ceiling['auc_roc']:.3f} / {ceiling['average_precision']:.3f} / "
@@ -405,6 +460,7 @@ def through_worker(paths: list[Path], bootstrap: str | None, options: HistoryOpt
                 bootstrap_servers=bootstrap or broker.bootstrap,  # type: ignore[union-attr]
                 topic_prefix=f"eval-{name}.", group_id=f"eval-{name}", partitions=1,
                 state_dir=workdir / "state", session_timeout_ms=6000, emit_scores=True,
+                http_port=0,  # any free port: an evaluation must not need 9400
                 **settings,
             )
             wait_for_broker(config)

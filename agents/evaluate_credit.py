@@ -30,6 +30,8 @@ from agents.settings import Settings
 from pipeline.adapters import UCI_OUTCOME_WINDOW, uci_defaults
 from pipeline.evaluation import credit_metrics
 from pipeline.history import HistoryOptions, merged_history
+from pipeline.impact import raise_effects
+from pipeline.money import format_minor
 from pipeline.outputs import CREDIT_SCORES, LIMIT_ADJUSTMENTS
 from pipeline.training import train_history
 
@@ -87,6 +89,7 @@ def evaluate_credit_split(train: Path, test: Path, out: Path,
         challenger[record["user_id"]] = record["challenger_risk"]
     raised, frozen = _raised_and_frozen(written[LIMIT_ADJUSTMENTS])
     metrics = credit_metrics(champion, defaulted, raised, frozen)
+    metrics["money"] = raise_effects(written[LIMIT_ADJUSTMENTS], defaulted)
     metrics["challenger"] = credit_metrics(challenger, defaulted, raised, frozen)
     metrics["model"] = models.manifest
     metrics["raise_max_default_risk"] = settings.risk_config().raise_max_default_risk
@@ -144,6 +147,7 @@ def evaluate_credit(data: Path, out: Path, bootstrap: str | None = None,
         latest[record["user_id"]] = record["default_risk"]
     raised, frozen = _raised_and_frozen(written[LIMIT_ADJUSTMENTS])
     metrics = credit_metrics(latest, defaulted, raised, frozen)
+    metrics["money"] = raise_effects(written[LIMIT_ADJUSTMENTS], defaulted)
     metrics["cohort_size"] = cohort_size
     policy = settings.risk_config()
     metrics["raise_max_default_risk"] = policy.raise_max_default_risk
@@ -182,6 +186,7 @@ def _raised_and_frozen(adjustments: list[dict]) -> tuple[set[str], set[str]]:
 
 
 def _summary_lines(metrics: dict[str, Any], curves: bool = True) -> list[str]:
+    money = metrics["money"]
     return [
         f"- clients {metrics['clients']:,}, of whom {metrics['defaulters']:,} defaulted "
         f"(base rate {metrics['base_rate']:.3f}); scored by a warm model {metrics['scored']:,}"
@@ -194,6 +199,10 @@ def _summary_lines(metrics: dict[str, Any], curves: bool = True) -> list[str]:
         f"**{metrics['raised_default_rate']:.3f}** of them defaulted",
         f"- frozen for default risk >= {metrics['freeze_default_risk']}: {metrics['frozen']:,} "
         f"clients, {metrics['frozen_precision']:.3f} of them defaulted",
+        f"- in money: {money['raises']:,} raises granted "
+        f"{format_minor(money['extra_credit_minor'], 'TWD')} of extra credit, "
+        f"{money['extra_credit_to_defaulters_share']:.1%} of it to clients who later "
+        "defaulted",
         "",
         "Default rate among the lowest-risk share of scored clients (what a raise policy "
         "could reach with this ranking):",

@@ -19,6 +19,7 @@ import zlib
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
+from decimal import Decimal
 from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
@@ -35,6 +36,7 @@ from pipeline.evaluation import (
 )
 from pipeline.events import Event, Label, Transaction
 from pipeline.exceptions import MisorderedHistories
+from pipeline.money import to_minor
 from pipeline.replica import MerchantReplica
 from pipeline.scoring import Scored
 from pipeline.sources import Rejection
@@ -95,6 +97,8 @@ class Truth(NamedTuple):
     #: ``TX_FRAUD_SCENARIO`` column.
     scenario: int | None
     terminal: int
+    #: The purchase's amount in minor units (cents), as the replay sends it.
+    amount_minor: int = 0
 
     def scored(self, transaction_id: str, score: float) -> ScoredPurchase:
         """This purchase, given ``score``, as the evaluation protocol counts it."""
@@ -108,7 +112,8 @@ def handbook_truth(path: Path) -> dict[str, Truth]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    columns = ["TRANSACTION_ID", "CUSTOMER_ID", "TX_DATETIME", "TX_FRAUD", "TERMINAL_ID"]
+    columns = ["TRANSACTION_ID", "CUSTOMER_ID", "TX_DATETIME", "TX_FRAUD", "TERMINAL_ID",
+               "TX_AMOUNT"]
     has_scenario = SCENARIO_COLUMN in parquet_columns(path, columns,
                                                       "a labelled handbook history")
     table = pq.read_table(path, columns=columns + [SCENARIO_COLUMN] * has_scenario)
@@ -116,10 +121,12 @@ def handbook_truth(path: Path) -> dict[str, Truth]:
     scenarios = (table.column(SCENARIO_COLUMN).to_pylist() if has_scenario
                  else [None] * table.num_rows)
     return {
-        str(tx): Truth(str(customer), micros, bool(fraud), scenario, terminal)
-        for tx, customer, micros, fraud, terminal, scenario in zip(
+        str(tx): Truth(str(customer), micros, bool(fraud), scenario, terminal,
+                       to_minor(Decimal(repr(amount)), "CNY"))
+        for tx, customer, micros, fraud, terminal, amount, scenario in zip(
             table.column(0).to_pylist(), table.column(1).to_pylist(), times,
-            table.column(3).to_pylist(), table.column(4).to_pylist(), scenarios, strict=True)
+            table.column(3).to_pylist(), table.column(4).to_pylist(),
+            table.column(5).to_pylist(), scenarios, strict=True)
     }
 
 

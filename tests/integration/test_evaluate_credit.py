@@ -68,6 +68,10 @@ def test_trained_then_tested_on_unseen_clients_through_a_worker_started_from_the
     assert metrics["clients"] == metrics["scored"] == 400
     assert metrics["auc_roc"] > 0.8
     assert metrics["model"]["champion"]["observations"] == 800
+    money = metrics["money"]
+    assert money["raises"] >= metrics["raised"] > 0 and money["extra_credit_minor"] > 0
+    assert 0 <= money["extra_credit_to_defaulters_share"] < metrics["base_rate"]
+    assert "of extra credit" in result.report.read_text()
     rates = [rate for _, rate in metrics["safest_share_rates"]]
     assert max(rates) < metrics["base_rate"]
     with open(tmp_path / "report" / "scores.csv", newline="") as handle:

@@ -92,12 +92,25 @@ def test_the_evaluation_measures_what_the_worker_scored_in_the_chosen_test_week(
             assert week[name] == pytest.approx(figures[name], abs=1e-12), (test_start, name)
             assert week["ceiling"][name] == pytest.approx(ceiling[name], abs=1e-12), name
             assert week["revealed"][name] == pytest.approx(without_hidden[name], abs=1e-12)
+        alerted = [p for p in week_test if p.score >= metrics["alert_threshold"]]
+        assert week["alert_precision"] == pytest.approx(
+            sum(p.fraud for p in alerted) / len(alerted))
+        assert week["alert_recall"] == pytest.approx(
+            sum(p.fraud for p in alerted) / sum(p.fraud for p in week_test))
+    assert weeks[1]["alert_precision"] == metrics["alert_precision"]
     assert metrics["ceiling"] == weeks[1]["ceiling"]  # the chosen week's, as in that table
     assert metrics["limit_cuts"] > 0
+    money = metrics["money"]
+    assert money["cuts"] == metrics["limit_cuts"]
+    assert 0 < money["test_fraud_alerted_minor"] <= money["test_fraud_minor"]
+    assert money["fraud_stopped_minor"] <= money["fraud_after_cuts_minor"]
+    assert money["test_fraud_minor"] == sum(truth[p.transaction_id].amount_minor
+                                            for p in handbook_test_set(
+                                                core, train_start_day(_TEST_START)) if p.fraud)
     assert set(metrics["recall_by_scenario"]) == {
         "amount > 220", "compromised terminal", "compromised customer"}
     report = result.report.read_text()
-    assert "test week 2019-03-22..2019-03-28" in report
+    assert "test week 2019-03-22..2019-03-28" in report and "## In money" in report
     # Three weeks before the test week, where a merchant's known frauds reach back 37 days.
     assert (metrics["days_before_test"], metrics["days_to_fill"]) == (21, 37)
     assert metrics["test_days_covered"] == 7 and "Short test week" not in report
