@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents.evaluate import EvaluationResult, curve_plots, through_worker
+from agents.evaluate import through_worker
+from agents.evaluation_report import EvaluationResult, curve_plots
 from agents.settings import Settings
 from pipeline.adapters import UCI_OUTCOME_WINDOW, uci_defaults
 from pipeline.evaluation import credit_metrics

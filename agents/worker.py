@@ -31,9 +31,8 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 
-from agents.changelog import ChangelogReader, ChangelogWriter, RestoreResult, changelog_producer
-from agents.exceptions import StaleStateError
-from agents.kafka import caught_up, client_config, ensure_topics, fetched_end_offsets
+from agents.changelog import ChangelogReader, RestoreResult, changelog_producer
+from agents.kafka import caught_up, client_config, ensure_topics
 from agents.merchant_feed import MerchantFeed
 from agents.observability.deadletters import DeadLetterWatch
 from agents.observability.endpoints import OperationsServer
@@ -41,14 +40,13 @@ from agents.observability.metrics import worker_registry
 from agents.observability.progress import ProgressLog
 from agents.observability.stats import WorkerStats
 from agents.partition import PartitionTask
+from agents.restore import PartitionRestorer
 from agents.settings import Settings
 from agents.topics import DEAD_LETTER, INPUT_TOPICS, OUTPUT_TOPICS
-from pipeline.engine import RiskEngine
 from pipeline.ordering import UNTIMED
 from pipeline.outputs import Output
 from pipeline.replica import MerchantReplica
-from pipeline.state.checkpoint import META_KEY, checkpoint_records, restore_engine
-from pipeline.state.store import PartitionStore, StateDirectory
+from pipeline.state.store import StateDirectory
 from pipeline.training import load_models
 
 __all__ = ["GC_YOUNG_THRESHOLD", "PipelineWorker", "WorkerStats", "tune_gc"]
@@ -117,6 +115,8 @@ class PipelineWorker(ConsumerRebalanceListener):
         self.progress = ProgressLog(self.stats, settings.progress_interval_s)
         #: Models trained on a history (``riskstream train``): new partitions start from them.
         self.models = load_models(settings.model_dir) if settings.model_dir is not None else None
+        self._partitions = PartitionRestorer(settings, self.state, self._restorer,
+                                             self.models, self.stats)
         self.dead_letter_watch = DeadLetterWatch(self.stats, _DEAD_LETTER_CHECK_S,
                                                  settings.risk_config().currency)
 
@@ -465,106 +465,7 @@ class PipelineWorker(ConsumerRebalanceListener):
             self._assigned_at = time.monotonic()
             self._joined = True
 
-    async def _stale_inputs(self, partition: int, offsets: dict[str, int]
-                            ) -> list[tuple[str, int, int]]:
-        """The inputs whose stored offset lies beyond the topic's end: (topic, offset, end).
-        Such state was written against topics since deleted and created again; resuming it
-        would skip everything the new topics receive up to that offset."""
-        consumer = self._consumer
-        if consumer is None or not offsets:
-            return []
-        partitions = [TopicPartition(topic, partition) for topic in offsets]
-        listed = await consumer.end_offsets(partitions)
-        behind = [tp for tp in partitions if offsets[tp.topic] > listed.get(tp, 0)]
-        if not behind:
-            return []
-        ends = await fetched_end_offsets(self.settings, behind)  # some brokers list short
-        return [(tp.topic, offsets[tp.topic], ends[tp]) for tp in behind
-                if offsets[tp.topic] > ends[tp]]
-
-    def _stale_message(self, partition: int, store: PartitionStore,
-                       stale: list[tuple[str, int, int]], *, hint: bool = True) -> str:
-        where = ", ".join(f"{topic} at offset {offset:,} but it ends at {end:,}"
-                          for topic, offset, end in stale)
-        message = (f"partition {partition}: the stored state ({store.path} and the changelog "
-                   f"{self.changelog_topic}) resumes {where}: the input topics were recreated "
-                   "after this state was written")
-        if hint:
-            message += ("; start the group afresh with `riskstream worker --fresh-state` "
-                        "(RISKSTREAM_FRESH_STATE=true), which drops its stored state, or use "
-                        "another RISKSTREAM_GROUP_ID")
-        return message
-
-    async def _start_afresh(self, store: PartitionStore, writer: ChangelogWriter
-                            ) -> tuple[RiskEngine, dict[str, int]]:
-        """Drop the partition's state: every key is deleted from the changelog (one
-        checkpoint, so any host restoring it later ends up empty too) and the store."""
-        settings = self.settings
-        keys = await asyncio.to_thread(store.state_keys)
-        await asyncio.to_thread(store.clear)
-        engine, _ = restore_engine(
-            store, settings.risk_config(), cache_capacity=settings.user_cache_size,
-            own_merchants=self.replica is None, where=str(store.path))
-        records = [(key, None) for key in keys if key != META_KEY]
-        records += checkpoint_records(engine, {})
-        position = await writer.write(records)
-        await asyncio.to_thread(store.write, records, {"offset": position})
-        return engine, {}
-
-    def _use_models(self, partition: int, engine: RiskEngine) -> None:
-        """A partition with no state yet starts from the trained models; every partition
-        scores its statements with the trained champion."""
-        models = self.models
-        if models is None:
-            return
-        if engine.watermark is None:  # nothing applied yet: a new partition
-            models.seed(engine)
-            log.info("partition %d: starting from the models trained on %s", partition,
-                     ", ".join(item["path"] for item in models.manifest.get("trained_on", []))
-                     or "a history")
-        engine.credit_champion = models.champion
-
     async def _restore(self, partition: int) -> PartitionTask:
-        """Bring the partition's local store up to its changelog, and read its engine."""
-        settings, replica, producer = self.settings, self.replica, self._changelog_producer
-        assert producer is not None
-        store = await asyncio.to_thread(self.state.open, partition)
-        try:
-            restored = await self._restorer.restore(partition, store)
-            engine, offsets = restore_engine(
-                store, settings.risk_config(), cache_capacity=settings.user_cache_size,
-                own_merchants=replica is None, where=str(store.path))
-        except BaseException:
-            store.close()
-            raise
-        writer = ChangelogWriter(producer, self.changelog_topic, partition)
-        try:
-            stale = await self._stale_inputs(partition, offsets)
-            if stale:
-                if not settings.fresh_state:
-                    raise StaleStateError(self._stale_message(partition, store, stale))
-                log.warning("partition %d: %s; starting it afresh (RISKSTREAM_FRESH_STATE)",
-                            partition, self._stale_message(partition, store, stale, hint=False))
-                engine, offsets = await self._start_afresh(store, writer)
-        except BaseException:
-            store.close()
-            raise
-        self._use_models(partition, engine)
-        task = PartitionTask(partition, engine, offsets, settings, replica, store=store,
-                             changelog=writer, stats=self.stats)
-        task.repairs = restored.discarded
-        # Partitions take turns: their checkpoints are spread over the interval.
-        interval = settings.checkpoint_interval_s
-        task.next_checkpoint = time.monotonic() + interval * (1 + partition % 4 / 4)
-        figures = {"partition": partition, "changelog_records": restored.records,
-                   "checkpoints": restored.checkpoints, "users": restored.users,
-                   "seconds": round(restored.seconds, 3), "from_offset": restored.started_from,
-                   "cleared": restored.cleared, "resumed_at": dict(offsets),
-                   "first_read": task.first_read}
-        self.stats.restores.append(figures)
-        log.info("partition %d: %s; resuming inputs at %s", partition,
-                 f"restored {restored.checkpoints} checkpoints ({restored.records} changelog "
-                 f"records, {restored.users} users) in {restored.seconds:.2f} s"
-                 if restored.records else "local store up to date with the changelog",
-                 offsets or "their beginning")
-        return task
+        assert self._consumer is not None and self._changelog_producer is not None
+        return await self._partitions.restore(partition, self._consumer,
+                                              self._changelog_producer, self.replica)

@@ -9,23 +9,21 @@ workers and one worker, and a restart from stored state all produce the same rec
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any, Protocol
 
 from pipeline.adjustments import Adjustments
+from pipeline.admission import admit
 from pipeline.config import RiskConfig
 from pipeline.credit import CreditHistory, DefaultModel, credit_factors
-from pipeline.decisions import apply_decision, check_decision
+from pipeline.decisions import apply_decision
 from pipeline.events import (
     FRAUD_LABEL_KINDS,
-    Decision,
     Event,
     Label,
     Repayment,
     Statement,
     Transaction,
 )
-from pipeline.exceptions import InvalidEvent
 from pipeline.features import purchase_features
 from pipeline.learning import PendingLabels, at_risky_merchant
 from pipeline.merchants import MerchantBook
@@ -118,16 +116,7 @@ class RiskEngine:
     def process(self, event: Event) -> list[Output]:
         """Apply one validated event; raises :class:`InvalidEvent` if it cannot be applied."""
         # Every check comes before any change: a refused event leaves no trace.
-        if isinstance(event, Decision):
-            event = self._as_of_now(event)
-        self._check_time(event.event_time)
-        if event.__class__ is not Label:
-            currency = event.currency  # type: ignore[union-attr]
-            if currency is not None:  # a decision carries one only with an amount
-                self._check_currency(currency)
-        event_hash = self._check_new(event)
-        if isinstance(event, Decision):
-            check_decision(self, event)
+        event, event_hash = admit(self, event)
         outputs = self.advance(event.event_time)
         if isinstance(event, Transaction):
             outputs.extend(self._purchase(event, event_hash))
@@ -165,14 +154,6 @@ class RiskEngine:
                 )
             )
         return outputs
-
-    def _as_of_now(self, decision: Decision) -> Decision:
-        """A person decides on the line as it stands: a decision behind the partition's event
-        time applies at that time (never as late), as an unchanged record when it is not."""
-        watermark = self.watermark
-        if watermark is None or decision.event_time >= watermark:
-            return decision
-        return replace(decision, event_time=watermark)
 
     def horizon(self) -> int | None:
         """The latest event time accepted now; anything later is refused as ``future``."""
@@ -451,54 +432,3 @@ class RiskEngine:
         found = user.windows.find(tx_hash) if self.feeds_merchants else None
         if found is not None:
             self.merchants.mark_fraud(found[1], found[0], tx_hash, label.event_time)
-
-    # -- checks ----------------------------------------------------------------------------
-    def _check_time(self, event_time: int) -> None:
-        watermark = self.watermark
-        if watermark is None:
-            return
-        cfg = self.config
-        if event_time < watermark - cfg.allowed_lateness:
-            raise InvalidEvent(
-                "late",
-                f"event time {format_time(event_time)} is more than "
-                f"{cfg.allowed_lateness // HOUR} h behind the partition's event time "
-                f"{format_time(watermark)}",
-            )
-        horizon = self.horizon()
-        if horizon is not None and event_time > horizon:
-            raise InvalidEvent(
-                "future",
-                f"event time {format_time(event_time)} is more than "
-                f"{cfg.max_future_skew // HOUR} h ahead of the partition's event time "
-                f"{format_time(watermark)}",
-            )
-
-    def _check_new(self, event: Event) -> int:
-        """Refuse an event this user's state has already applied (a re-delivery).
-
-        Returns the event id's hash, which the user's state keeps to recognise it again.
-        """
-        event_hash = id_hash(event.event_id)
-        user = self.users.get(event.user_id)
-        if user is None:
-            return event_hash
-        seen = (
-            user.windows.holds(event_hash)
-            if isinstance(event, Transaction)
-            else user.seen_other(event_hash)
-        )
-        if seen:
-            raise InvalidEvent(
-                "duplicate",
-                f"event id {event.event_id} was already applied for this user; not counted twice",
-            )
-        return event_hash
-
-    def _check_currency(self, currency: str) -> None:
-        if currency != self.config.currency:
-            raise InvalidEvent(
-                "currency-mismatch",
-                f"currency {currency} is not the credit line's currency {self.config.currency}",
-            )
-

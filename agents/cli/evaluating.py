@@ -86,7 +86,8 @@ def train(files: tuple[Path, ...], out: Path, horizon_days: float | None,
 def evaluate(data: tuple[Path, ...], out: Path, bootstrap_servers: str | None,
              published: Path | None, test_start: datetime) -> None:
     """Replay the handbook's history through the broker and worker and measure the scores."""
-    from agents.evaluate import caveats, console_summary, evaluate_handbook
+    from agents.evaluate import evaluate_handbook
+    from agents.evaluation_report import caveats, console_summary
     from agents.exceptions import EmptyTestWeekError
     from pipeline.exceptions import MisorderedHistories
 
@@ -154,6 +155,32 @@ def evaluate_credit(data: Path, train: Path | None, test: Path | None, test_from
                f"on {metrics['scored']:,} clients; defaulted among the safest {safest}; "
                f"raised {metrics['raised_share']:.3f} of clients, "
                f"{metrics['raised_default_rate']:.3f} of them defaulted -> {result.report}")
+
+
+@main.command("evaluate-simulation")
+@click.option("--users", default=5_000, show_default=True, help="Users to simulate.")
+@click.option("--months", default=6, show_default=True, help="Months of history.")
+@click.option("--seed", default=1, show_default=True, help="Same seed, same history.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("evaluation-simulation"), show_default=True,
+              help="Where the report goes.")
+def evaluate_simulation(users: int, months: int, seed: int, out: Path) -> None:
+    """Measure a simulated history scenario by scenario: recall, time to the first alert or
+    cut, money alerted and stopped, false alerts on holidays against ordinary days."""
+    from agents.evaluate_simulation import evaluate_simulation as run
+    from pipeline.simulator import SimulationConfig
+
+    try:
+        config = SimulationConfig(users=users, months=months, seed=seed)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    report, figures = run(config, out)
+    for name, row in figures["scenarios"].items():
+        click.echo(f"{name}: recall {row['recall']:.2f} of {row['users']} users")
+    false = figures["false_alerts"]
+    click.echo(f"false alerts per 1,000 legitimate purchases: holidays "
+               f"{false['holidays']['per_1000']:.2f}, ordinary days "
+               f"{false['ordinary_days']['per_1000']:.2f} -> {report}")
 
 
 @main.command()

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from agents.broker import EmbeddedBroker
-from agents.evaluate import (
-    HANDBOOK_LIMIT_MINOR,
+from agents.evaluate import HANDBOOK_LIMIT_MINOR, evaluate_handbook
+from agents.evaluation_report import (
     caveats,
     console_summary,
-    evaluate_handbook,
     short_test_week_note,
     short_warmup_note,
 )
