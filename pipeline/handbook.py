@@ -106,27 +106,33 @@ class Truth(NamedTuple):
                               score, self.fraud, self.scenario)
 
 
+_AMOUNT_COLUMN = "TX_AMOUNT"
+
+
 def handbook_truth(path: Path) -> dict[str, Truth]:
     """Transaction id -> what really happened, from the handbook's file itself. The scenario
-    column is optional: a labelled history without it still has its frauds."""
+    and amount columns are optional: a labelled history without them still has its frauds
+    (its money figures are then zero)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    columns = ["TRANSACTION_ID", "CUSTOMER_ID", "TX_DATETIME", "TX_FRAUD", "TERMINAL_ID",
-               "TX_AMOUNT"]
-    has_scenario = SCENARIO_COLUMN in parquet_columns(path, columns,
-                                                      "a labelled handbook history")
-    table = pq.read_table(path, columns=columns + [SCENARIO_COLUMN] * has_scenario)
+    columns = ["TRANSACTION_ID", "CUSTOMER_ID", "TX_DATETIME", "TX_FRAUD", "TERMINAL_ID"]
+    present = parquet_columns(path, columns, "a labelled handbook history")
+    optional = [name for name in (_AMOUNT_COLUMN, SCENARIO_COLUMN) if name in present]
+    table = pq.read_table(path, columns=columns + optional)
     times = table.column("TX_DATETIME").cast(pa.timestamp("us")).cast(pa.int64()).to_pylist()
-    scenarios = (table.column(SCENARIO_COLUMN).to_pylist() if has_scenario
-                 else [None] * table.num_rows)
+    rows = table.num_rows
+    scenarios = (table.column(SCENARIO_COLUMN).to_pylist() if SCENARIO_COLUMN in present
+                 else [None] * rows)
+    amounts = ([to_minor(Decimal(repr(amount)), "CNY")
+                for amount in table.column(_AMOUNT_COLUMN).to_pylist()]
+               if _AMOUNT_COLUMN in present else [0] * rows)
     return {
-        str(tx): Truth(str(customer), micros, bool(fraud), scenario, terminal,
-                       to_minor(Decimal(repr(amount)), "CNY"))
+        str(tx): Truth(str(customer), micros, bool(fraud), scenario, terminal, amount)
         for tx, customer, micros, fraud, terminal, amount, scenario in zip(
             table.column(0).to_pylist(), table.column(1).to_pylist(), times,
-            table.column(3).to_pylist(), table.column(4).to_pylist(),
-            table.column(5).to_pylist(), scenarios, strict=True)
+            table.column(3).to_pylist(), table.column(4).to_pylist(), amounts, scenarios,
+            strict=True)
     }
 
 
