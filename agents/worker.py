@@ -466,6 +466,7 @@ class PipelineWorker(ConsumerRebalanceListener):
             self._joined = True
 
     async def _restore(self, partition: int) -> PartitionTask:
+        """The assigned partition's task, its state restored (agents.restore)."""
         assert self._consumer is not None and self._changelog_producer is not None
         return await self._partitions.restore(partition, self._consumer,
                                               self._changelog_producer, self.replica)

@@ -2,8 +2,9 @@
 
 - **Alerted fraud**: the amount of the fraudulent purchases scored at or above the alert
   threshold.
-- **Stopped by cuts**: during each temporary cut (from the cut to its restore, release or, for a
-  confirmed hold, the end of the history), the user's later purchases are authorised against
+- **Stopped by cuts**: during each temporary cut (from the cut until it is restored, released,
+  confirmed as fraud -- from then on a person's review holds the line, not the cut -- or
+  replaced by a freeze), the user's later purchases are authorised against
   the available credit the cut left, as an authorisation system would: a purchase larger than
   what is left is declined, one that fits uses it up. Declined frauds are money the cut
   stopped; declined legitimate purchases are its friction.
@@ -24,9 +25,10 @@ from pipeline.timeutil import parse_time
 
 __all__ = ["Purchase", "cut_effects", "raise_effects"]
 
-#: Adjustments that end a temporary cut's window: lifted, or replaced by a freeze (a confirmed
-#: cut holds on).
-_ENDS_CUT = frozenset({"restore", "release", "unfreeze", "freeze", "risk_freeze"})
+#: Adjustments that end a temporary cut's window: lifted, confirmed as fraud, or replaced by a
+#: freeze.
+_ENDS_CUT = frozenset({"restore", "release", "hold_confirmed", "unfreeze", "freeze",
+                       "risk_freeze"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,7 @@ def cut_effects(purchases: Iterable[Purchase], adjustments: Iterable[dict[str, A
         if kind == "temporary_cut":
             cuts += 1
             open_cut[user] = (when, adjustment["available_after_minor"])
-    for user, (start, left) in open_cut.items():  # held to the end of the history
+    for user, (start, left) in open_cut.items():  # still on at the end of the history
         windows.setdefault(user, []).append((start, None, left))
     stopped = declined = after = 0
     left_in: dict[tuple[str, int], int] = {}
