@@ -95,8 +95,12 @@ def _describe(state: dict[str, Any], currency: str) -> list[str]:
     if hold is None:
         lines.append("hold: none")
     else:
-        until = (f" until {hold['expires_at']}" if hold["expires_at"] and not hold["confirmed"]
-                 else " until a person lifts it")
+        if hold["expires_at"] and not hold["confirmed"]:
+            until = f" until {hold['expires_at']}"
+        elif hold["kind"] == "risk_freeze" and not hold["confirmed"]:
+            until = " until a later statement scores lower, or a person lifts it"
+        else:
+            until = " until a person lifts it"
         lines.append(f"hold: {hold['kind']} of {money(hold['amount_minor'])}{until} "
                      f"[{hold['adjustment_id']}]" + (f" after alert {hold['alert_id']}"
                                                      if hold["alert_id"] else ""))
