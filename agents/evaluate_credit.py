@@ -80,9 +80,9 @@ def evaluate_credit_split(train: Path, test: Path, out: Path,
                            sources=[train])
     model_dir = out / "model"
     models.save(model_dir)
-    settings, written = through_worker([test], bootstrap, options,
-                                       (CREDIT_SCORES, LIMIT_ADJUSTMENTS),
-                                       model_dir=model_dir, **UCI_SETTINGS)
+    _, written = through_worker([test], bootstrap, options,
+                                (CREDIT_SCORES, LIMIT_ADJUSTMENTS),
+                                model_dir=model_dir, **UCI_SETTINGS)
     champion: dict[str, float | None] = {}
     challenger: dict[str, float | None] = {}
     for record in written[CREDIT_SCORES]:  # the latest review of each client: its last bill
@@ -93,8 +93,8 @@ def evaluate_credit_split(train: Path, test: Path, out: Path,
     metrics["money"] = raise_effects(written[LIMIT_ADJUSTMENTS], defaulted)
     metrics["challenger"] = credit_metrics(challenger, defaulted, raised, frozen)
     metrics["model"] = models.manifest
-    metrics["raise_max_default_risk"] = settings.risk_config().raise_max_default_risk
-    metrics["freeze_default_risk"] = settings.risk_config().freeze_default_risk
+    metrics["raise_max_default_risk"] = policy.raise_max_default_risk
+    metrics["freeze_default_risk"] = policy.freeze_default_risk
     references = _references(train, test, defaulted)
     metrics["references"] = references
     _write_scores(out / "scores.csv", defaulted, champion, challenger, raised, frozen)

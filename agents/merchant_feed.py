@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.kafka import caught_up, client_config
 from agents.settings import Settings
+from pipeline.config import RiskConfig
 from pipeline.events import decode_event
 from pipeline.exceptions import InvalidEvent, StateFormatError
 from pipeline.replica import FRAUD_LABELS, PURCHASES, MerchantReplica
@@ -44,12 +45,13 @@ READ_AHEAD = DAY
 class MerchantFeed:
     """Run :meth:`start`, then :meth:`poll` once per worker iteration; :meth:`stop` at the end."""
 
-    def __init__(self, settings: Settings, directory: Path | None = None) -> None:
+    def __init__(self, settings: Settings, directory: Path | None = None, *,
+                 policy: RiskConfig | None = None) -> None:
         self.settings = settings
         #: Where the replica's store is kept (None: always read from the beginning).
         self.directory = directory
         self.store: PartitionStore | None = None
-        self.config = settings.risk_config()
+        self.config = policy if policy is not None else settings.risk_config()
         self.replica: MerchantReplica | None = None
         self.refused: Counter[str] = Counter()
         self.applied = 0

@@ -16,6 +16,7 @@ from agents.kafka import fetched_end_offsets
 from agents.observability.stats import WorkerStats
 from agents.partition import PartitionTask
 from agents.settings import Settings
+from pipeline.config import RiskConfig
 from pipeline.engine import RiskEngine
 from pipeline.replica import MerchantReplica
 from pipeline.state.checkpoint import META_KEY, checkpoint_records, restore_engine
@@ -30,9 +31,11 @@ log = logging.getLogger("agents.worker")
 class PartitionRestorer:
     """Restores the partitions assigned to one worker, one at a time."""
 
-    def __init__(self, settings: Settings, state: StateDirectory, reader: ChangelogReader,
-                 models: TrainedModels | None, stats: WorkerStats) -> None:
+    def __init__(self, settings: Settings, policy: RiskConfig, state: StateDirectory,
+                 reader: ChangelogReader, models: TrainedModels | None,
+                 stats: WorkerStats) -> None:
         self.settings = settings
+        self.policy = policy
         self.state = state
         self.reader = reader
         self.models = models
@@ -75,7 +78,7 @@ class PartitionRestorer:
         keys = await asyncio.to_thread(store.state_keys)
         await asyncio.to_thread(store.clear)
         engine, _ = restore_engine(
-            store, settings.risk_config(), cache_capacity=settings.user_cache_size,
+            store, self.policy, cache_capacity=settings.user_cache_size,
             own_merchants=own_merchants, where=str(store.path))
         records = [(key, None) for key in keys if key != META_KEY]
         records += checkpoint_records(engine, {})
@@ -105,7 +108,7 @@ class PartitionRestorer:
         try:
             restored = await self.reader.restore(partition, store)
             engine, offsets = restore_engine(
-                store, settings.risk_config(), cache_capacity=settings.user_cache_size,
+                store, self.policy, cache_capacity=settings.user_cache_size,
                 own_merchants=replica is None, where=str(store.path))
         except BaseException:
             store.close()

@@ -97,7 +97,10 @@ class PipelineWorker(ConsumerRebalanceListener):
         self._output_topics = {
             name: settings.topic(name) for name in OUTPUT_TOPICS
         }
-        self.feed = MerchantFeed(settings, directory) if settings.merchant_replica else None
+        #: The risk policy, read once: every partition this worker takes decides by the same.
+        self.policy = settings.risk_config()
+        self.feed = (MerchantFeed(settings, directory, policy=self.policy)
+                     if settings.merchant_replica else None)
         self.changelog_topic = settings.changelog_topic()
         self._restorer = ChangelogReader(settings, self.changelog_topic)
         #: An error met in a rebalance callback, raised by :meth:`run`.
@@ -115,10 +118,10 @@ class PipelineWorker(ConsumerRebalanceListener):
         self.progress = ProgressLog(self.stats, settings.progress_interval_s)
         #: Models trained on a history (``riskstream train``): new partitions start from them.
         self.models = load_models(settings.model_dir) if settings.model_dir is not None else None
-        self._partitions = PartitionRestorer(settings, self.state, self._restorer,
+        self._partitions = PartitionRestorer(settings, self.policy, self.state, self._restorer,
                                              self.models, self.stats)
         self.dead_letter_watch = DeadLetterWatch(self.stats, _DEAD_LETTER_CHECK_S,
-                                                 settings.risk_config().currency)
+                                                 self.policy.currency)
 
     @property
     def replica(self) -> MerchantReplica | None:
