@@ -32,8 +32,8 @@ from pipeline.sources import Rejection, SourceRecord, read_events, validated
 from pipeline.timeutil import DAY, format_time, parse_time
 
 __all__ = [
-    "FORMATS", "OUTCOME_WINDOWS", "UCI_OUTCOME_WINDOW", "ColumnMapping", "parquet_columns",
-    "read_fdh", "read_source", "read_uci_taiwan", "uci_defaults",
+    "FORMATS", "OUTCOME_WINDOWS", "UCI_OUTCOME_WINDOW", "ColumnMapping", "fdh_amount_minor",
+    "parquet_columns", "read_fdh", "read_source", "read_uci_taiwan", "uci_defaults",
 ]
 
 #: The ``--format`` names: the contract itself, and the two adapters.
@@ -172,6 +172,15 @@ def _lacking(path: Path, layout: str, missing: Sequence[str]) -> UnreadableSourc
                             + ", no column ".join(missing))
 
 
+def fdh_amount_minor(amount: float, currency: str) -> int:
+    """A handbook amount (a float in major units) in minor units, exactly as written.
+
+    >>> fdh_amount_minor(57.16, "CNY")
+    5716
+    """
+    return to_minor(Decimal(repr(amount)), currency)
+
+
 def fdh_transaction_record(
     transaction_id: int, micros: int, customer: int, terminal: int, amount: float, currency: str
 ) -> dict[str, Any]:
@@ -181,7 +190,7 @@ def fdh_transaction_record(
         "event_id": str(transaction_id),
         "user_id": str(customer),
         "merchant_id": str(terminal),
-        "amount_minor": to_minor(Decimal(repr(amount)), currency),
+        "amount_minor": fdh_amount_minor(amount, currency),
         "currency": currency,
         "event_time": format_time(micros),
     }

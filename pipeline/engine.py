@@ -336,7 +336,11 @@ class RiskEngine:
         online = model.score_one(inputs) if model.warm else None
         risk = credit.risk = champion.score_one(inputs) if champion is not None else online
         outputs: list[Output] = []
-        risks, strengths = credit_factors(credit, user.on_time_repayments, user.late_repayments)
+        decision = freeze_for_risk(user, cfg)
+        # The factors are words for a reader: found only when something will carry them.
+        risks, strengths = (
+            credit_factors(credit, user.on_time_repayments, user.late_repayments)
+            if cfg.emit_scores or decision is not None else ([], []))
         if cfg.emit_scores:
             outputs.append(Output(CREDIT_SCORES, user_id, {
                 "cause_event_id": statement.event_id, "user_id": user_id,
@@ -345,7 +349,6 @@ class RiskEngine:
                 "challenger_risk": online if champion is not None else None,
                 "risk_factors": risks, "protective_factors": strengths,
             }))
-        decision = freeze_for_risk(user, cfg)
         if decision is None:
             return outputs
         factors = "; ".join((risks if decision else strengths)[:3])

@@ -19,12 +19,11 @@ import zlib
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
-from decimal import Decimal
 from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
-from pipeline.adapters import parquet_columns, read_fdh
+from pipeline.adapters import fdh_amount_minor, parquet_columns, read_fdh
 from pipeline.config import RiskConfig
 from pipeline.engine import RiskEngine
 from pipeline.evaluation import (
@@ -36,7 +35,6 @@ from pipeline.evaluation import (
 )
 from pipeline.events import Event, Label, Transaction
 from pipeline.exceptions import MisorderedHistories
-from pipeline.money import to_minor
 from pipeline.replica import MerchantReplica
 from pipeline.scoring import Scored
 from pipeline.sources import Rejection
@@ -124,7 +122,7 @@ def handbook_truth(path: Path) -> dict[str, Truth]:
     rows = table.num_rows
     scenarios = (table.column(SCENARIO_COLUMN).to_pylist() if SCENARIO_COLUMN in present
                  else [None] * rows)
-    amounts = ([to_minor(Decimal(repr(amount)), "CNY")
+    amounts = ([fdh_amount_minor(amount, "CNY")
                 for amount in table.column(_AMOUNT_COLUMN).to_pylist()]
                if _AMOUNT_COLUMN in present else [0] * rows)
     return {

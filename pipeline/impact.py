@@ -60,9 +60,10 @@ def cut_effects(purchases: Iterable[Purchase], adjustments: Iterable[dict[str, A
     windows: dict[str, list[tuple[int, int | None, int]]] = {}  # user -> (start, end, left)
     open_cut: dict[str, tuple[int, int]] = {}
     cuts = 0
-    for adjustment in sorted(adjustments, key=lambda a: parse_time(a["event_time"])):
+    timed = sorted(((parse_time(a["event_time"]), a) for a in adjustments),
+                   key=lambda item: item[0])
+    for when, adjustment in timed:
         kind, user = adjustment["kind"], adjustment["user_id"]
-        when = parse_time(adjustment["event_time"])
         if kind in _ENDS_CUT and user in open_cut:
             start, left = open_cut.pop(user)
             windows.setdefault(user, []).append((start, when, left))

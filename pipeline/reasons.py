@@ -28,7 +28,6 @@ ALERT_FEATURES = (
 )
 #: A part of the score is named in the reasons once it reaches this strength.
 _REASON_STRENGTH = 0.5
-_ROUND = 4
 
 
 def purchase_reasons(
