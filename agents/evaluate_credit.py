@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.evaluate import through_worker
-from agents.evaluation_report import EvaluationResult, curve_plots
+from agents.evaluation_report import EvaluationResult, curve_plots, write_markdown
 from agents.settings import Settings
 from pipeline.adapters import UCI_OUTCOME_WINDOW, uci_defaults
 from pipeline.evaluation import credit_metrics
@@ -121,14 +121,9 @@ def evaluate_credit_split(train: Path, test: Path, out: Path,
         *([] if references else [
             "(The batch references need `pip install -e '.[reference]'`.)", ""]),
         "Per-client scores: `scores.csv`.",
-        "",
-        *(f"![{path.stem}]({path.name})" for path in plots),
-        "",
-        f"Run time {time.monotonic() - started:.0f} s.",
     ]
-    report = out / "report.md"
-    report.write_text("\n".join(lines) + "\n")
-    return EvaluationResult(metrics, report)
+    return EvaluationResult(metrics, write_markdown(out, lines, plots,
+                                                    time.monotonic() - started))
 
 
 def evaluate_credit(data: Path, out: Path, bootstrap: str | None = None,
@@ -163,14 +158,9 @@ def evaluate_credit(data: Path, out: Path, bootstrap: str | None = None,
         "Clients scored while the model was cold are left out of the AUC.",
         "",
         *_summary_lines(metrics, curves=bool(plots)),
-        "",
-        *(f"![{path.stem}]({path.name})" for path in plots),
-        "",
-        f"Run time {time.monotonic() - started:.0f} s.",
     ]
-    report = out / "report.md"
-    report.write_text("\n".join(lines) + "\n")
-    return EvaluationResult(metrics, report)
+    return EvaluationResult(metrics, write_markdown(out, lines, plots,
+                                                    time.monotonic() - started))
 
 
 def _trained(manifest: dict[str, Any]) -> str:

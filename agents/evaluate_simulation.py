@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from agents.evaluation_report import write_markdown
 from pipeline.money import format_minor
 from pipeline.scenarios import scenario_report
 from pipeline.simulator import SimulationConfig, Simulator
@@ -63,9 +64,5 @@ def evaluate_simulation(config: SimulationConfig, out: Path) -> tuple[Path, dict
         f"All fraud {money(total['fraud_minor'])}, alerted {money(total['fraud_alerted_minor'])};"
         f" the {total['cuts']:,} temporary cuts stopped {money(total['fraud_stopped_minor'])} "
         f"and declined {money(total['legitimate_declined_minor'])} of legitimate purchases.",
-        "",
-        f"Run time {time.monotonic() - started:.0f} s.",
     ]
-    report = out / "report.md"
-    report.write_text("\n".join(lines) + "\n")
-    return report, figures
+    return write_markdown(out, lines, [], time.monotonic() - started), figures

@@ -13,7 +13,7 @@ from pipeline.handbook import SCENARIO_COLUMN
 from pipeline.money import format_minor
 
 __all__ = ["EvaluationResult", "caveats", "console_summary", "curve_plots", "published_results",
-           "short_test_week_note", "short_warmup_note", "write_report"]
+           "short_test_week_note", "short_warmup_note", "write_markdown", "write_report"]
 
 
 @dataclass
@@ -125,13 +125,16 @@ def write_report(metrics: dict[str, Any], published: list[dict[str, str]], plots
         f"{metrics['limit_cut_precision']:.3f} of them caused by a fraud",
         "",
         *_money_lines(metrics["money"]),
-        "",
-        *(f"![{path.stem}]({path.name})" for path in plots),
-        "",
-        f"Run time {seconds:.0f} s.",
     ]
+    return write_markdown(directory, lines, plots, seconds)
+
+
+def write_markdown(directory: Path, lines: list[str], plots: list[Path], seconds: float) -> Path:
+    """``report.md`` in ``directory``: ``lines``, then the plots and the run time."""
     path = directory / "report.md"
-    path.write_text("\n".join(lines) + "\n")
+    ending = ["", *(f"![{plot.stem}]({plot.name})" for plot in plots), "",
+              f"Run time {seconds:.0f} s."]
+    path.write_text("\n".join([*lines, *ending]) + "\n")
     return path
 
 
